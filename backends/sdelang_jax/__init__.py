@@ -1,0 +1,1 @@
+"""jax backend (placeholder package until its issue lands)."""

@@ -1,0 +1,1 @@
+"""torch backend (placeholder package until its issue lands)."""

@@ -1,0 +1,19 @@
+"""sdelang: a declarative language for stochastic and ordinary differential equations.
+
+    import sdelang
+    m = sdelang.load("examples/ou.sde", theta=2.0)
+    m.kfp(); m.reverse(); m.probability_flow(); m.compile("torch")
+"""
+from __future__ import annotations
+
+from .emit.registry import BackendError, available_backends, emit
+from .errors import DerivationError, SpecError
+from .model import Model
+from .model.symbols import NetOutput
+from .loader import load, parse
+
+__all__ = [
+    "BackendError", "DerivationError", "Model", "NetOutput", "SpecError",
+    "available_backends", "emit", "load", "parse",
+]
+__version__ = "0.1.0"

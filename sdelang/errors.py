@@ -1,0 +1,65 @@
+"""Errors a user sees: a bad spec (with file, line, column and a caret) or an impossible derivation."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable, Optional
+
+
+class SpecError(Exception):
+    """A malformed or meaningless `.sde` spec.
+
+    Attributes: ``path`` (str or None), ``line`` and ``column`` (1-based, or None), ``message``
+    (what is wrong and what was expected), ``source_line`` (the offending line of text).
+    ``str(err)`` reads ``path:line:column: message`` followed by the line and a caret under the column.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Optional[str] = None,
+        line: Optional[int] = None,
+        column: Optional[int] = None,
+        source_line: Optional[str] = None,
+    ):
+        self.message = message
+        self.path = path
+        self.line = line
+        self.column = column
+        self.source_line = source_line
+        super().__init__(self.__str__())
+
+    def located(self, *, path=None, text: Optional[str] = None) -> "SpecError":
+        """The same error with its path and source line filled in from the spec's text."""
+        if path is not None and self.path is None:
+            self.path = path
+        if text is not None and self.source_line is None and self.line is not None:
+            lines = text.splitlines()
+            if 1 <= self.line <= len(lines):
+                self.source_line = lines[self.line - 1]
+        self.args = (self.__str__(),)
+        return self
+
+    def __str__(self) -> str:
+        where = self.path if self.path is not None else "<spec>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.message}"
+        if self.source_line is not None:
+            shown = self.source_line.expandtabs(1).rstrip("\n")
+            text += "\n    " + shown
+            if self.column is not None:
+                text += "\n    " + " " * max(self.column - 1, 0) + "^"
+        return text
+
+
+class DerivationError(ValueError):
+    """A derivation that the model does not admit (e.g. ``marginal()`` of a non-affine SDE)."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or the empty string."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,391 @@
+"""The symbolic model: an Itô or Stratonovich SDE (or an ODE) dx = f(x, t) dt + G(x, t) dW.
+
+Everything in sdelang is a Model: the parser builds one, derivations return one, printers and
+backends consume one. Public symbols carry no assumptions (``Symbol("x")``), so users can compare
+expressions with symbols of their own; derivations that need assumptions substitute them locally
+(see :meth:`Model.assumption_symbols`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Tuple
+
+import sympy
+
+from .symbols import SymbolTuple
+
+Expr = sympy.Expr
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A real interval with open or closed ends; ``lo``/``hi`` may be ``-oo``/``oo``."""
+
+    lo: Expr = sympy.S.NegativeInfinity
+    hi: Expr = sympy.S.Infinity
+    lo_closed: bool = False
+    hi_closed: bool = False
+
+    def contains(self, value) -> bool:
+        v = sympy.sympify(value)
+        above = v >= self.lo if self.lo_closed else v > self.lo
+        below = v <= self.hi if self.hi_closed else v < self.hi
+        return bool(above) and bool(below)
+
+    @property
+    def positive(self) -> bool:
+        """True when every point of the interval is > 0."""
+        return bool(self.lo > 0 or (self.lo == 0 and not self.lo_closed))
+
+    @property
+    def nonnegative(self) -> bool:
+        return bool(self.lo >= 0)
+
+    def __str__(self) -> str:
+        def end(v):
+            if v == sympy.S.Infinity:
+                return "inf"
+            if v == sympy.S.NegativeInfinity:
+                return "-inf"
+            return str(v)
+
+        return f"{'[' if self.lo_closed else '('}{end(self.lo)}, {end(self.hi)}{']' if self.hi_closed else ')'}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A named constant: ``param theta = 1.0 in (0, inf)`` or ``param d: int = 2``."""
+
+    symbol: sympy.Symbol
+    value: Optional[Expr] = None
+    interval: Optional[Interval] = None
+    integer: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.symbol.name
+
+
+@dataclass(frozen=True)
+class Density:
+    """An unnormalised density p of the states (and possibly t): ``density p = exp(-U)``.
+
+    ``expr`` is the right-hand side as written; ``is_log`` is True for ``log_density``.
+    """
+
+    name: str
+    expr: Expr
+    is_log: bool = False
+
+    @property
+    def log_expr(self) -> Expr:
+        """log p, with log(exp(a)) and log(a*b) expanded."""
+        if self.is_log:
+            return self.expr
+        return sympy.expand_log(sympy.log(self.expr), force=True)
+
+    @property
+    def density_expr(self) -> Expr:
+        """p itself (exp of the log-density for ``log_density``)."""
+        return sympy.exp(self.expr) if self.is_log else self.expr
+
+
+@dataclass(frozen=True)
+class Net:
+    """A learned function attached at compile time, called as ``net(x, t)`` -> shape of x."""
+
+    name: str
+    args: Tuple[str, ...] = ("x", "t")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """An initial law or prior of one state: ``Normal(loc, scale)`` or ``data`` (samples given later)."""
+
+    kind: str  # "normal" | "data"
+    loc: Expr = sympy.S.Zero
+    scale: Expr = sympy.S.One
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """A claim the spec makes about itself, checked by ``sdelang check``: ``assert stationary p``."""
+
+    kind: str  # "stationary"
+    target: str
+
+
+def _immutable(m) -> sympy.ImmutableMatrix:
+    return sympy.ImmutableMatrix(m)
+
+
+def _same_expr(a, b) -> bool:
+    a, b = sympy.sympify(a), sympy.sympify(b)
+    if a == b:
+        return True
+    diff = a - b
+    if sympy.expand(diff) == 0:
+        return True
+    try:
+        return sympy.simplify(diff) == 0
+    except Exception:  # pragma: no cover - simplify failures count as "different"
+        return False
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """dx = f(x, t) dt + G(x, t) dW on t in [t0, t1] (Itô unless ``calculus == "stratonovich"``).
+
+    ``drift`` is n x 1 and ``diffusion`` n x m (rows: states, columns: Brownian motions). For an
+    elementwise vector model (``state x[d]``) ``states == (x,)`` stands for any component x_i,
+    ``dimension`` is the (symbolic) d, drift and diffusion are the per-component 1 x 1 expressions and
+    the noise is diagonal (dW is d-dimensional).
+    """
+
+    name: str
+    states: SymbolTuple
+    drift_matrix: sympy.ImmutableMatrix
+    diffusion_matrix: sympy.ImmutableMatrix
+    brownians: SymbolTuple = SymbolTuple()
+    time: sympy.Symbol = sympy.Symbol("t")
+    t0: Expr = sympy.S.Zero
+    t1: Expr = sympy.S.One
+    parameters: Tuple[Param, ...] = ()
+    calculus: str = "ito"
+    dimension: Optional[Expr] = None
+    densities: Tuple[Density, ...] = ()
+    nets: Tuple[Net, ...] = ()
+    init: Tuple[Tuple[str, Distribution], ...] = ()
+    prior: Tuple[Tuple[str, Distribution], ...] = ()
+    asserts: Tuple[Assertion, ...] = ()
+    path: Optional[str] = field(default=None, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "states", SymbolTuple(self.states))
+        object.__setattr__(self, "brownians", SymbolTuple(self.brownians))
+        object.__setattr__(self, "drift_matrix", _immutable(self.drift_matrix))
+        object.__setattr__(self, "diffusion_matrix", _immutable(self.diffusion_matrix))
+        n, m = len(self.states), len(self.brownians)
+        if self.drift_matrix.shape != (n, 1):
+            raise ValueError(f"drift must be {n} x 1, got {self.drift_matrix.shape}")
+        if self.diffusion_matrix.shape != (n, m):
+            raise ValueError(f"diffusion must be {n} x {m}, got {self.diffusion_matrix.shape}")
+        if self.calculus not in ("ito", "stratonovich"):
+            raise ValueError(f"calculus must be 'ito' or 'stratonovich', got {self.calculus!r}")
+
+    # ----------------------------------------------------------------- the contract's attributes
+    @property
+    def drift(self) -> sympy.Matrix:
+        """f as an n x 1 sympy Matrix (a fresh mutable copy)."""
+        return sympy.Matrix(self.drift_matrix)
+
+    @property
+    def diffusion(self) -> sympy.Matrix:
+        """G as an n x m sympy Matrix (a fresh mutable copy)."""
+        return sympy.Matrix(self.diffusion_matrix)
+
+    @property
+    def params(self) -> SymbolTuple:
+        return SymbolTuple(p.symbol for p in self.parameters)
+
+    @property
+    def param_values(self) -> Dict[str, Expr]:
+        """The current value of every parameter that has one, by name."""
+        return {p.name: p.value for p in self.parameters if p.value is not None}
+
+    def param(self, name: str) -> Param:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def elementwise(self) -> bool:
+        return self.dimension is not None
+
+    @property
+    def n_states(self) -> int:
+        return len(self.states)
+
+    @property
+    def n_brownians(self) -> int:
+        return len(self.brownians)
+
+    @property
+    def is_ode(self) -> bool:
+        """True when there is no noise at all (no Brownian motion, or G identically zero)."""
+        return self.n_brownians == 0 or all(e == 0 for e in self.diffusion_matrix)
+
+    @property
+    def noise_type(self) -> Optional[str]:
+        """"additive" (G independent of x), "diagonal" (n = m, G diagonal), "scalar" (m = 1),
+        "general" otherwise; None for an ODE."""
+        from .noise import classify_noise
+
+        return classify_noise(self)
+
+    def density(self, name: str) -> Density:
+        for d in self.densities:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    def net(self, name: str) -> Net:
+        for n in self.nets:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    # ------------------------------------------------------------------------- helpers
+    def replace(self, **changes) -> "Model":
+        """A copy with some fields changed (``drift_matrix=...``, ``name=...`` ...)."""
+        for key in ("drift", "diffusion"):
+            if key in changes:
+                changes[key + "_matrix"] = changes.pop(key)
+        return dataclasses.replace(self, **changes)
+
+    def with_params(self, **values) -> "Model":
+        """The same model with new parameter values (checked against their intervals)."""
+        from .parameters import override_parameters
+
+        return self.replace(parameters=override_parameters(self.parameters, values, path=self.path))
+
+    def param_substitution(self) -> Dict[sympy.Symbol, Expr]:
+        """{symbol: value} for every parameter that has a value (for numeric work)."""
+        return {p.symbol: p.value for p in self.parameters if p.value is not None}
+
+    def assumption_symbols(self) -> Dict[sympy.Symbol, sympy.Symbol]:
+        """{plain symbol: symbol with assumptions}: states and time real, parameters real and
+        positive / nonnegative / integer as their declarations allow. Substitute forward to simplify,
+        then back with the inverse mapping."""
+        out = {s: sympy.Symbol(s.name, real=True) for s in self.states}
+        out[self.time] = sympy.Symbol(self.time.name, real=True)
+        for p in self.parameters:
+            kw = {"real": True}
+            if p.integer:
+                kw["integer"] = True
+            if p.interval is not None and p.interval.positive:
+                kw["positive"] = True
+            elif p.interval is not None and p.interval.nonnegative:
+                kw["nonnegative"] = True
+            out[p.symbol] = sympy.Symbol(p.name, **kw)
+        return out
+
+    # ------------------------------------------------------------------------- equality
+    def __eq__(self, other) -> bool:
+        """Two models are equal when they state the same equations (the name and path aside)."""
+        if not isinstance(other, Model):
+            return NotImplemented
+        simple = (
+            "states", "brownians", "time", "calculus", "parameters", "densities_names", "nets",
+            "init", "prior", "asserts",
+        )
+        for attr in simple:
+            if attr == "densities_names":
+                if [d.name for d in self.densities] != [d.name for d in other.densities]:
+                    return False
+                continue
+            if getattr(self, attr) != getattr(other, attr):
+                return False
+        if not (_same_expr(self.t0, other.t0) and _same_expr(self.t1, other.t1)):
+            return False
+        if (self.dimension is None) != (other.dimension is None):
+            return False
+        if self.dimension is not None and not _same_expr(self.dimension, other.dimension):
+            return False
+        for a, b in zip(self.densities, other.densities):
+            if not _same_expr(a.log_expr, b.log_expr):
+                return False
+        for a, b in zip(list(self.drift_matrix) + list(self.diffusion_matrix),
+                        list(other.drift_matrix) + list(other.diffusion_matrix)):
+            if not _same_expr(a, b):
+                return False
+        return True
+
+    def __hash__(self) -> int:
+        return hash((self.states, self.brownians, self.calculus, self.drift_matrix.shape))
+
+    # ------------------------------------------------------------------------- derivations
+    def kfp(self):
+        """∂p/∂t = -Σ_i ∂_i (f_i p) + ½ Σ_ij ∂_i ∂_j (D_ij p), D = G Gᵀ (Itô form)."""
+        from ..derive.kfp import kfp
+
+        return kfp(self)
+
+    def generator(self) -> Callable:
+        """φ ↦ L φ = Σ_i f_i ∂_i φ + ½ Σ_ij D_ij ∂_i ∂_j φ."""
+        from ..derive.generator import generator
+
+        return generator(self)
+
+    def reverse(self, score=None, **options) -> "Model":
+        """The reverse-time SDE in its own forward time s = T - t (DESIGN.md section 4)."""
+        from ..derive.reverse import reverse
+
+        return reverse(self, score=score, **options)
+
+    def probability_flow(self, score=None, **options) -> "Model":
+        """dx/dt = f - ½ ∇·D - ½ D ∇ log p_t: the ODE with the same marginals."""
+        from ..derive.flow import probability_flow
+
+        return probability_flow(self, score=score, **options)
+
+    def to_ito(self) -> "Model":
+        from ..derive.calculus import to_ito
+
+        return to_ito(self)
+
+    def to_stratonovich(self) -> "Model":
+        from ..derive.calculus import to_stratonovich
+
+        return to_stratonovich(self)
+
+    def check_stationary(self, p, **options):
+        from ..derive.stationarity import check_stationary
+
+        return check_stationary(self, p, **options)
+
+    def marginal(self, **options):
+        from ..derive.marginal import marginal
+
+        return marginal(self, **options)
+
+    def divergence(self):
+        from ..derive.divergence import divergence
+
+        return divergence(self)
+
+    # ------------------------------------------------------------------------- printers
+    def to_sde(self) -> str:
+        from ..printers.sde import to_sde
+
+        return to_sde(self)
+
+    def to_latex(self) -> str:
+        from ..printers.latex import to_latex
+
+        return to_latex(self)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.to_latex() + "$$"
+
+    def __str__(self) -> str:
+        from ..printers.text import to_text
+
+        return to_text(self)
+
+    def __repr__(self) -> str:
+        return f"<Model {self.name}: {self.n_states} state(s), {self.n_brownians} Brownian motion(s), {self.calculus}>"
+
+    # ------------------------------------------------------------------------- backends
+    def compile(self, backend: str, **nets):
+        """A ready module of the named backend, networks attached by name (``score=net``)."""
+        from ..emit.registry import compile_model
+
+        return compile_model(self, backend, **nets)
+
+    def emit(self, backend: str, **options) -> str:
+        from ..emit.registry import emit
+
+        return emit(self, backend, **options)
