@@ -13,7 +13,7 @@ def parse(text: str, *, path: Optional[str] = None, **overrides) -> Model:
 
     Any malformed input raises :class:`SpecError` (never another exception)."""
     from .model.build import build_model
-    from .parse.parser import parse_spec
+    from .syntax.parser import parse_spec
 
     if not isinstance(text, str):
         raise SpecError(f"a spec is text, got {type(text).__name__}", path=path)

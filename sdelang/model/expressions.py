@@ -1,0 +1,462 @@
+"""Expression AST → SymPy, built node by node (never through ``sympify`` or ``eval``).
+
+A value is a scalar SymPy expression or a :class:`Vector` (``grad(U)``, a net's output,
+``[a, b]``). A vector of length 1 is used as a scalar wherever a scalar is needed, so
+``grad(log(p))`` in a one-state model and ``score(x, t)`` in an elementwise model read as numbers.
+
+Functions: exp log sqrt sin cos tanh abs, sigmoid(z) = 1/(1 + exp(-z)); grad(f) = (∂f/∂x_i)_i,
+div(v) = Σ_i ∂v_i/∂x_i, laplacian(f) = Σ_i ∂²f/∂x_i², dot(u, v) = Σ_i u_i v_i, sum(v) = Σ_i v_i.
+``log`` takes exponentials apart, log(a·exp(z)) = log(a) + z (exact for real z), so that
+``log(p)`` of ``density p = exp(-U)`` is -U.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Union
+
+import sympy
+
+from ..syntax import ast
+from .differentials import Differentials, LinearForm
+from .scope import FUNCTION_ARITY, KINDS_READABLE, LetFunction, Scope
+from .symbols import net_output
+
+
+class Vector(tuple):
+    """A vector value of the language (a tuple of SymPy expressions)."""
+
+
+#: A value: a scalar, a vector, or (inside an equation) a form linear in the differentials.
+Value = Union[sympy.Expr, Vector, LinearForm]
+
+_MAX_EXACT_EXPONENT = 10_000
+_DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
+_ELEMENTWISE_UNSUPPORTED = {
+    "div": "a divergence sums over the d components",
+    "laplacian": "a Laplacian sums over the d components",
+    "dot": "a dot product sums over the d components",
+    "sum": "a sum runs over the d components",
+}
+
+
+def number(node: ast.Number, scope: Scope) -> sympy.Expr:
+    """``1`` → Integer(1); ``1.5``, ``.5``, ``1e-3`` → Float of double precision (53 bits, so the
+    text ``repr(float)`` prints reads back as that very float); underscores separate digits."""
+    digits = node.text.replace("_", "")
+    try:
+        if node.is_integer:
+            return sympy.Integer(int(digits))
+        value = sympy.Float(digits, precision=53)  # double precision, like a Python float
+    except ValueError:
+        raise scope.source.error("this number is too long", node.span) from None
+    if abs(value) > _DOUBLE_MAX:
+        raise scope.source.error("this number is too large for double precision", node.span)
+    return value
+
+
+def sigmoid(z: sympy.Expr) -> sympy.Expr:
+    """σ(z) = 1 / (1 + exp(-z))."""
+    return 1 / (1 + sympy.exp(-z))
+
+
+def log_of(z: sympy.Expr) -> sympy.Expr:
+    """log z with exponential factors taken out: log(a · Π exp(z_k)) = log(a) + Σ z_k."""
+    factors = sympy.Mul.make_args(z)
+    exponents = [f.args[0] for f in factors if isinstance(f, sympy.exp)]
+    if not exponents:
+        return sympy.log(z)
+    rest = sympy.Mul(*[f for f in factors if not isinstance(f, sympy.exp)])
+    return sympy.Add(*exponents) + (sympy.log(rest) if rest != 1 else sympy.S.Zero)
+
+
+_SCALAR_FUNCTIONS = {
+    "exp": sympy.exp, "log": log_of, "sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos,
+    "tanh": sympy.tanh, "sigmoid": sigmoid, "abs": sympy.Abs,
+}
+
+
+class Lowering:
+    """Lowers expressions in one context.
+
+    ``names``: which declared kinds may be read ("all"; "params": parameters only, for time
+    bounds and laws; "none": constants only, for parameter defaults and intervals).
+    ``differentials``: the equation's placeholders, or None outside equations.
+    ``locals``: a let function's formals bound to argument values.
+    ``visible``: the lets and densities defined so far (name -> value or LetFunction).
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        *,
+        names: str = "all",
+        differentials: Optional[Differentials] = None,
+        allow_inf: bool = False,
+        locals: Optional[Dict[str, Value]] = None,
+        visible: Optional[Dict[str, object]] = None,
+        what: str = "here",
+    ):
+        self.scope = scope
+        self.source = scope.source
+        self.names = names
+        self.differentials = differentials
+        self.allow_inf = allow_inf
+        self.locals = locals or {}
+        self.visible = scope.values if visible is None else visible
+        self.what = what
+
+    def _error(self, message: str, span):
+        return self.source.error(message, span)
+
+    # ------------------------------------------------------------------ entry points
+    def value(self, node: ast.Expr) -> Value:
+        method = getattr(self, "_" + type(node).__name__)
+        return method(node)
+
+    def scalar(self, node: ast.Expr) -> sympy.Expr:
+        return self.as_scalar(self.value(node), node)
+
+    def as_scalar(self, value: Value, node: ast.Expr) -> sympy.Expr:
+        """A number (a vector of length 1 is one); inside an equation possibly a LinearForm."""
+        if isinstance(value, Vector):
+            if len(value) == 1:
+                return value[0]
+            raise self._error(
+                f"'{self.source.excerpt(node.span)}' is a vector of length {len(value)} where a "
+                "number is needed (index it with [i], or use sum/dot)",
+                node.span,
+            )
+        return value
+
+    def plain(self, value: Value, node: ast.Expr, where: str) -> Value:
+        """``value``, which must not contain a differential (dt, dW) since it sits ``where``."""
+        if isinstance(value, LinearForm):
+            raise self._error(
+                f"{value.labels} cannot appear inside {where}: an equation must be linear in "
+                f"d{self.scope.time.name} and the dW's (each term a coefficient times one differential)",
+                node.span,
+            )
+        return value
+
+    def plain_scalar(self, node: ast.Expr, where: str) -> sympy.Expr:
+        return self.plain(self.scalar(node), node, where)
+
+    def vector(self, value: Value, node: ast.Expr, what: str) -> Vector:
+        value = self.plain(value, node, what)
+        if isinstance(value, Vector):
+            return value
+        if len(self.scope.states) == 1 and not self.scope.elementwise:
+            return Vector((value,))
+        raise self._error(f"{what} needs a vector, but '{self.source.excerpt(node.span)}' is a number", node.span)
+
+    # ------------------------------------------------------------------ leaves
+    def _Number(self, node: ast.Number) -> Value:
+        return number(node, self.scope)
+
+    def _Name(self, node: ast.Name) -> Value:
+        ident = node.ident
+        name = ident.name
+        if name in self.locals:
+            return self.locals[name]
+        if name == "pi":
+            return sympy.pi
+        if name == "inf":
+            if self.allow_inf:
+                return sympy.oo
+            raise self._error("'inf' may only end an interval, as in 'in (0, inf)'", ident.span)
+        declared = self.scope.declared.get(name)
+        if declared is not None:
+            return self._declared(declared, ident)
+        if self.differentials is not None:
+            placeholder = self.differentials.lookup(ident)
+            if placeholder is not None:
+                return placeholder
+        elif self._looks_differential(name):
+            raise self._error(
+                f"'{name}' cannot appear in {self.what}; differentials only multiply the terms of an "
+                f"equation 'dx = ... d{self.scope.time.name} + ... dW'",
+                ident.span,
+            )
+        if name in FUNCTION_ARITY:
+            raise self._error(f"'{name}' is a function; call it as {name}(...)", ident.span)
+        if any(name == "d" + s.name for s in self.scope.states):
+            raise self._error(
+                f"'{name}' is the differential of state '{name[1:]}'; it may only stand left of '='",
+                ident.span,
+            )
+        hint = " (write exp(...) for the exponential)" if name == "e" else self.scope.suggestion(name, self.locals)
+        raise self._error(f"unknown name '{name}'{hint}", ident.span)
+
+    def _looks_differential(self, name: str) -> bool:
+        if name == "d" + self.scope.time.name or name.startswith("dW"):
+            return True
+        return name.startswith("d") and any(b.name == name[1:] for b in self.scope.of_kind("brownian"))
+
+    def _declared(self, declared, ident: ast.Ident) -> Value:
+        kind, name = declared.kind, declared.name
+        allowed = {"all": True, "params": kind == "param", "none": False}[self.names]
+        if kind in ("state", "param", "time"):
+            if not allowed:
+                raise self._error(f"{self.what} cannot use {KINDS_READABLE[kind]} ('{name}')", ident.span)
+            return declared.symbol
+        if kind == "brownian":
+            raise self._error(
+                f"'{name}' is a Brownian motion; its increment is written 'd{name}'", ident.span
+            )
+        if kind == "net":
+            raise self._error(f"'{name}' is a net; call it as {name}(states..., time)", ident.span)
+        if name not in self.visible:
+            raise self._error(
+                f"'{name}' is used before its definition (line {declared.span.line})", ident.span
+            )
+        if not allowed:
+            raise self._error(f"{self.what} cannot use {KINDS_READABLE[kind]} ('{name}')", ident.span)
+        value = self.visible[name]
+        if isinstance(value, LetFunction):
+            n = len(value.formals)
+            raise self._error(
+                f"'{name}' is a function of {n} argument{'s' if n != 1 else ''}; call it as {name}(...)",
+                ident.span,
+            )
+        return value
+
+    def _VectorLiteral(self, node: ast.VectorLiteral) -> Value:
+        return Vector(self.plain_scalar(item, "a vector") for item in node.items)
+
+    # ------------------------------------------------------------------ operators
+    def _UnaryOp(self, node: ast.UnaryOp) -> Value:
+        value = self._arith_operand(node.operand)
+        if node.op == "+":
+            return value
+        if isinstance(value, LinearForm):
+            return value.scaled(sympy.S.NegativeOne)
+        if isinstance(value, Vector):
+            return Vector(-v for v in value)
+        return -value
+
+    def _arith_operand(self, node: ast.Expr) -> Value:
+        value = self.value(node)
+        if isinstance(value, Vector) and len(value) == 1:
+            return value[0]
+        return value
+
+    def _BinaryOp(self, node: ast.BinaryOp) -> Value:
+        left = self._arith_operand(node.left)
+        right = self._arith_operand(node.right)
+        op = node.op
+        if isinstance(left, LinearForm) or isinstance(right, LinearForm):
+            return self._linear(op, left, right, node)
+        lv, rv = isinstance(left, Vector), isinstance(right, Vector)
+        if op in "+-":
+            if lv != rv:
+                raise self._error(f"cannot {'add' if op == '+' else 'subtract'} a vector and a number", node.span)
+            if lv:
+                if len(left) != len(right):
+                    raise self._error(f"vectors of lengths {len(left)} and {len(right)} do not match", node.span)
+                return Vector(a + b if op == "+" else a - b for a, b in zip(left, right))
+            return left + right if op == "+" else left - right
+        if op == "*":
+            if lv and rv:
+                raise self._error("cannot multiply two vectors; use dot(u, v)", node.span)
+            if lv:
+                return Vector(a * right for a in left)
+            if rv:
+                return Vector(left * b for b in right)
+            return left * right
+        if op == "/":
+            if rv:
+                raise self._error("cannot divide by a vector", node.right.span)
+            if right == 0:
+                raise self._error("division by zero", node.right.span)
+            if lv:
+                return Vector(a / right for a in left)
+            return left / right
+        # power
+        if lv or rv:
+            raise self._error("a power needs numbers, not vectors", node.span)
+        return self._power(left, right, node)
+
+    def _linear(self, op: str, left: Value, right: Value, node: ast.BinaryOp) -> LinearForm:
+        """Arithmetic that keeps a form linear in the differentials, or an error at ``node``."""
+        text = self.source.excerpt(node.span)
+        for side, side_node in ((left, node.left), (right, node.right)):
+            if isinstance(side, Vector):
+                self.as_scalar(side, side_node)  # a vector of length > 1 where a number is needed
+        lf, rf = isinstance(left, LinearForm), isinstance(right, LinearForm)
+        if op in "+-":
+            sign = 1 if op == "+" else -1
+            if lf:
+                return left.plus(right, sign)
+            return right.scaled(sympy.Integer(sign)).plus(left)
+        if op == "*":
+            if lf and rf:
+                raise self._error(
+                    f"'{text}' multiplies {left.labels} by {right.labels}: an equation must be linear "
+                    f"in d{self.scope.time.name} and the dW's",
+                    node.span,
+                )
+            return left.scaled(right) if lf else right.scaled(left)
+        if op == "/" and not rf:
+            if right == 0:
+                raise self._error("division by zero", node.right.span)
+            return left.scaled(1 / right)
+        form = right if rf else left
+        verb = "divides by" if op == "/" else "takes a power of"
+        raise self._error(
+            f"'{text}' {verb} {form.labels}: an equation must be linear in d{self.scope.time.name} "
+            "and the dW's",
+            node.span,
+        )
+
+    def _power(self, base: sympy.Expr, exponent: sympy.Expr, node: ast.BinaryOp) -> sympy.Expr:
+        if base == 0 and exponent.is_number and exponent.is_negative:
+            raise self._error("division by zero (0 to a negative power)", node.span)
+        if (
+            base.is_Rational and exponent.is_Rational and abs(exponent) > _MAX_EXACT_EXPONENT
+            and base not in (0, 1, -1)
+        ):
+            raise self._error("this power is too large to compute exactly", node.span)
+        result = base ** exponent
+        if result.has(sympy.zoo, sympy.nan):
+            raise self._error(f"'{self.source.excerpt(node.span)}' is undefined", node.span)
+        if result.is_Float and abs(result) > _DOUBLE_MAX:
+            raise self._error("this power is too large for double precision", node.span)
+        return result
+
+    # ------------------------------------------------------------------ indexing
+    def _Index(self, node: ast.Index) -> Value:
+        target = self.plain(self.value(node.target), node.target, "an indexed expression")
+        position = self.plain_scalar(node.index, "an index")
+        if not position.is_Integer:
+            raise self._error(
+                f"an index must be an integer constant, got '{self.source.excerpt(node.index.span)}'",
+                node.index.span,
+            )
+        if not isinstance(target, Vector):
+            raise self._error(
+                f"'{self.source.excerpt(node.target.span)}' is a number and cannot be indexed", node.span
+            )
+        i = int(position)
+        if not 0 <= i < len(target):
+            raise self._error(
+                f"index {i} is out of range for a vector of length {len(target)} (indices start at 0)",
+                node.index.span,
+            )
+        return target[i]
+
+    # ------------------------------------------------------------------ calls
+    def _Call(self, node: ast.Call) -> Value:
+        name = node.func.name
+        if name in self.locals:
+            raise self._error(f"'{name}' is an argument here, not a function", node.func.span)
+        if name in FUNCTION_ARITY:
+            self._check_arity(node, FUNCTION_ARITY[name], f"'{name}'")
+            return self._builtin(name, node)
+        declared = self.scope.declared.get(name)
+        if declared is not None and declared.kind in ("function", "let"):
+            if name not in self.visible:
+                raise self._error(
+                    f"'{name}' is used before its definition (line {declared.span.line})", node.func.span
+                )
+            value = self.visible[name]
+            if not isinstance(value, LetFunction):
+                raise self._error(
+                    f"'{name}' is a let without arguments, not a function (write '{name} * (...)' to multiply)",
+                    node.func.span,
+                )
+            return self._expand(value, node)
+        if declared is not None and declared.kind == "net" or name == "score" and declared is None:
+            return self._net_call(name, node)
+        if declared is not None:
+            hint = f" (write '{name} * (...)' to multiply)" if declared.kind in ("state", "param", "time", "density") else ""
+            raise self._error(
+                f"'{name}' is {KINDS_READABLE[declared.kind]}, not a function{hint}", node.func.span
+            )
+        callables = set(FUNCTION_ARITY) | {n for n, d in self.scope.declared.items() if d.kind in ("function", "net")}
+        from ..errors import did_you_mean
+
+        raise self._error(f"unknown function '{name}'{did_you_mean(name, callables)}", node.func.span)
+
+    def _check_arity(self, node: ast.Call, expected: int, what: str) -> None:
+        got = len(node.args)
+        if got != expected:
+            raise self._error(
+                f"{what} takes {expected} argument{'s' if expected != 1 else ''}, got {got}", node.span
+            )
+
+    def _builtin(self, name: str, node: ast.Call) -> Value:
+        args = node.args
+        where = f"{name}(...)"
+        if name in _SCALAR_FUNCTIONS:
+            result = _SCALAR_FUNCTIONS[name](self.plain_scalar(args[0], where))
+            if result.has(sympy.zoo, sympy.nan):
+                raise self._error(f"'{self.source.excerpt(node.span)}' is undefined", node.span)
+            return result
+        if self.scope.elementwise and name in _ELEMENTWISE_UNSUPPORTED:
+            raise self._error(
+                f"'{name}' is not available in an elementwise model (state x[d]): "
+                f"{_ELEMENTWISE_UNSUPPORTED[name]}",
+                node.span,
+            )
+        states = self.scope.states
+        if name == "grad":
+            f = self.plain_scalar(args[0], where)
+            return Vector(sympy.diff(f, s) for s in states)
+        if name == "laplacian":
+            f = self.plain_scalar(args[0], where)
+            return sympy.Add(*[sympy.diff(f, s, 2) for s in states])
+        if name == "div":
+            v = self.vector(self.value(args[0]), args[0], "div")
+            if len(v) != len(states):
+                raise self._error(
+                    f"div needs a vector with one entry per state ({len(states)}), got {len(v)}", node.span
+                )
+            return sympy.Add(*[sympy.diff(vi, s) for vi, s in zip(v, states)])
+        if name == "sum":
+            v = self.vector(self.value(args[0]), args[0], "sum")
+            return sympy.Add(*v)
+        # dot
+        u = self.vector(self.value(args[0]), args[0], "dot")
+        v = self.vector(self.value(args[1]), args[1], "dot")
+        if len(u) != len(v):
+            raise self._error(f"dot of vectors of lengths {len(u)} and {len(v)}", node.span)
+        return sympy.Add(*[a * b for a, b in zip(u, v)])
+
+    def _expand(self, function: LetFunction, node: ast.Call) -> Value:
+        """A let function's body with its formals bound to the arguments (lexical scope)."""
+        self._check_arity(node, len(function.formals), f"'{function.name}'")
+        bound = {formal: self.value(arg) for formal, arg in zip(function.formals, node.args)}
+        inner = Lowering(
+            self.scope, names=self.names, differentials=self.differentials, allow_inf=False,
+            locals=bound, visible=function.visible, what=self.what,
+        )
+        return inner.value(function.body)
+
+    def _net_call(self, name: str, node: ast.Call) -> Value:
+        """``f(x, y, t)`` → (NetOutput(f, i, t, x, y))_i: the states in declared order, then time."""
+        if self.names != "all":
+            raise self._error(f"{self.what} cannot call a net", node.func.span)
+        states = self.scope.states
+        state_names = ", ".join(s.name for s in states)
+        expected = f"{name}({state_names}, {self.scope.time.name})"
+        if len(node.args) != len(states) + 1:
+            raise self._error(
+                f"net '{name}' takes the states in declared order and then the time, as in "
+                f"{expected}; got {len(node.args)} argument{'s' if len(node.args) != 1 else ''}",
+                node.span,
+            )
+        for arg, state in zip(node.args, states):
+            value = self.value(arg)
+            if isinstance(value, LinearForm) or value != state:
+                raise self._error(
+                    f"argument '{self.source.excerpt(arg.span)}' of net '{name}' must be the state "
+                    f"'{state.name}' (nets are called as {expected})",
+                    arg.span,
+                )
+        time_arg = node.args[-1]
+        time_lowering = Lowering(
+            self.scope, names=self.names, differentials=None, locals=self.locals,
+            visible=self.visible, what="a net's time argument",
+        )
+        t = time_lowering.plain_scalar(time_arg, "a net's time argument")
+        self.scope.use_net(name, node.func.span)
+        return Vector(net_output(name, i, t, states) for i in range(len(states)))
