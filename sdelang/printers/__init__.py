@@ -1,0 +1,7 @@
+"""Printers: a Model as `.sde` text (round-trips through the parser), LaTeX, or a plain summary."""
+from .expression import SdeExpressionPrinter, UnprintableExpression, sde_expression
+from .latex import to_latex
+from .sde import to_sde
+from .text import to_text
+
+__all__ = ["SdeExpressionPrinter", "UnprintableExpression", "sde_expression", "to_latex", "to_sde", "to_text"]

@@ -1,0 +1,126 @@
+"""``sdelang check SPEC``: decide the spec's claims.
+
+Symbolically, for every ``assert stationary p`` (and every ``--density p``) the density is plugged
+into the Kolmogorov forward equation, ∂p/∂t = -Σ ∂_i(f_i p) + ½ Σ ∂_i∂_j(D_ij p); p is stationary
+when the right-hand side vanishes identically (``Model.check_stationary``). With ``--numeric`` the
+claim is also tested by simulation (``sdelang.check.numeric.run_numeric_check``). Exit status 0
+when every claim holds, 1 when one fails or is undecided.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import List
+
+from ..model.model import Model
+from ..printers import sde_expression
+from .common import UsageError, add_spec_arguments, load_model, require_density
+
+_NUMERIC_MODULE = "sdelang.check.numeric"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "check",
+        help="check the spec's stationarity claims",
+        description="Check that each density claimed stationary (assert stationary p, or --density p) "
+                    "makes the Kolmogorov forward equation's right-hand side vanish. Exit status 0 if "
+                    "all hold, 1 if one fails or cannot be decided, 2 for a bad spec or arguments.",
+    )
+    add_spec_arguments(parser)
+    parser.add_argument("--density", "-d", action="append", default=[], metavar="NAME",
+                        help="also check this declared density (repeatable)")
+    parser.add_argument("--numeric", action="store_true", help="also test stationarity by simulation")
+    parser.add_argument("--backend", "-b", metavar="NAME",
+                        help="backend for --numeric (torch or jax; default torch)")
+    parser.add_argument("--plot", metavar="PATH", help="with --numeric: save a diagnostic plot to PATH")
+    parser.add_argument("--seed", type=int, metavar="N", help="with --numeric: random seed (default 0)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def stationary_claims(model: Model, extra: List[str]) -> List[str]:
+    """The densities to check: the spec's ``assert stationary`` targets, then ``--density`` names."""
+    names: List[str] = []
+    for assertion in model.asserts:
+        if assertion.kind != "stationary":
+            raise UsageError(f"sdelang check cannot decide 'assert {assertion.kind} {assertion.target}'")
+        names.append(assertion.target)
+    names += extra
+    for name in names:
+        require_density(model, name)
+    return list(dict.fromkeys(names))
+
+
+def _verdict(result, holds) -> str:
+    """"holds", "FAILS" or "UNDECIDED" (from ``result.status`` when the result has one)."""
+    status = getattr(result, "status", None)
+    if holds is True:
+        return "holds"
+    if status == "undecided" or holds is None:
+        return "UNDECIDED"
+    return "FAILS"
+
+
+def _explain(result, out) -> None:
+    explanation = "" if isinstance(result, bool) else str(result).strip()
+    out.write("".join(f"  {line}\n" for line in explanation.splitlines()))
+
+
+def check_symbolic(model: Model, name: str, out) -> bool:
+    """Print ``stationary p: holds`` (or FAILS / UNDECIDED) and why; True when it holds."""
+    result = model.check_stationary(name)
+    holds = getattr(result, "holds", None)
+    out.write(f"stationary {name}: {_verdict(result, holds)}\n")
+    _explain(result, out)
+    residual = getattr(result, "residual", None)
+    if holds is not True and residual is not None and "residual" not in str(result):
+        out.write(f"  KFP residual: {sde_expression(residual, strict=False)}\n")
+    return holds is True
+
+
+def numeric_checker():
+    """``run_numeric_check`` from :mod:`sdelang.check.numeric`, or a usage error when absent."""
+    try:
+        module = importlib.import_module(_NUMERIC_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and _NUMERIC_MODULE.startswith(exc.name):
+            raise UsageError("numeric check not available in this installation") from None
+        raise
+    return module.run_numeric_check
+
+
+def check_numeric(model: Model, name: str, args: argparse.Namespace, out) -> bool:
+    result = numeric_checker()(
+        model, name,
+        backend=args.backend or "torch",
+        seed=0 if args.seed is None else args.seed,
+        plot=args.plot,
+    )
+    holds = next((getattr(result, attr) for attr in ("holds", "passed") if hasattr(result, attr)), result)
+    if not isinstance(holds, bool):  # numpy.bool_ counts; anything else is no verdict
+        holds = bool(holds) if type(holds).__name__ == "bool_" else None
+    out.write(f"stationary {name} (numeric): {_verdict(result, holds)}\n")
+    _explain(result, out)
+    return holds is True
+
+
+def run(args: argparse.Namespace, out) -> int:
+    if not args.numeric:
+        given = [flag for flag, value in (("--backend", args.backend), ("--plot", args.plot),
+                                          ("--seed", args.seed)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --numeric")
+    model = load_model(args)
+    names = stationary_claims(model, args.density)
+    if args.numeric:
+        numeric_checker()  # fail early (exit 2) when the numeric check is not installed
+    if not names:
+        out.write("nothing to check: the spec asserts no stationary density (use --density NAME)\n")
+        return 0
+    all_hold = True
+    for name in names:
+        all_hold &= check_symbolic(model, name, out)
+        if args.numeric:
+            all_hold &= check_numeric(model, name, args, out)
+    return 0 if all_hold else 1

@@ -1,0 +1,85 @@
+"""``sdelang derive SPEC``: print the model, or what follows from it.
+
+Order of operations: ``--reverse``/``--flow`` build the derived model, ``--to`` converts its
+calculus, ``--kfp`` prints the forward (Kolmogorov–Fokker–Planck) equation of the result instead of
+the model itself; ``--format`` picks `.sde` text (default, parses back), LaTeX or a summary.
+"""
+from __future__ import annotations
+
+import argparse
+
+import sympy
+
+from ..model.model import Model
+from ..printers import to_latex, to_sde, to_text
+from .common import UsageError, add_spec_arguments, load_model, require_density
+
+FORMATS = ("sde", "latex", "text")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "derive",
+        help="print the model or a derived model / equation",
+        description=(
+            "Print the model (as .sde text by default), or the model derived from it: --reverse "
+            "(reverse-time SDE in its own time s = T - t), --flow (probability-flow ODE), "
+            "--to (the other calculus), --kfp (the Kolmogorov forward equation). Derivations apply "
+            "in that order: --reverse/--flow, then --to, then --kfp."
+        ),
+    )
+    add_spec_arguments(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--reverse", action="store_true", help="the reverse-time SDE")
+    which.add_argument("--flow", action="store_true", help="the probability-flow ODE")
+    parser.add_argument("--to", choices=("ito", "stratonovich"), help="convert to this calculus")
+    parser.add_argument("--kfp", action="store_true", help="print the Kolmogorov forward (Fokker–Planck) equation")
+    parser.add_argument(
+        "--score", metavar="NAME",
+        help="with --reverse/--flow: use the exact score of the declared density NAME "
+             "(default: a learned network score(x, t))",
+    )
+    parser.add_argument("--format", "-f", choices=FORMATS, default="sde", help="output format (default: sde)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def derived_model(model: Model, args: argparse.Namespace) -> Model:
+    """The model after ``--reverse``/``--flow`` and ``--to``."""
+    if args.score is not None:
+        if not (args.reverse or args.flow):
+            raise UsageError("--score needs --reverse or --flow")
+        require_density(model, args.score)
+    if args.reverse:
+        model = model.reverse(score=args.score)
+    elif args.flow:
+        model = model.probability_flow(score=args.score)
+    if args.to == "ito":
+        model = model.to_ito()
+    elif args.to == "stratonovich":
+        model = model.to_stratonovich()
+    return model
+
+
+def format_model(model: Model, fmt: str) -> str:
+    if fmt == "latex":
+        return to_latex(model) + "\n"
+    if fmt == "text":
+        return to_text(model) + "\n"
+    return to_sde(model)
+
+
+def format_equation(equation: sympy.Eq, fmt: str) -> str:
+    """A PDE such as the KFP: LaTeX, or ``lhs = rhs`` in SymPy's notation."""
+    if fmt == "latex":
+        return sympy.latex(equation) + "\n"
+    return f"{sympy.sstr(equation.lhs)} = {sympy.sstr(equation.rhs)}\n"
+
+
+def run(args: argparse.Namespace, out) -> int:
+    model = derived_model(load_model(args), args)
+    if args.kfp:
+        out.write(format_equation(model.kfp(), args.format))
+    else:
+        out.write(format_model(model, args.format))
+    return 0

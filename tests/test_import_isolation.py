@@ -1,0 +1,108 @@
+"""The front end (parser, Model, printers, `sdelang derive`) never imports torch or jax, and the
+CLI answers quickly."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEAVY = ("torch", "torchsde", "torchdiffeq", "jax", "jaxlib", "diffrax", "equinox", "lineax")
+
+
+HESTON = """\
+model Heston {
+    state S, v
+    brownian W1, W2
+    param mu = 0.05, kappa = 2.0, theta = 0.04, xi = 0.3, rho = -0.7
+    dS = mu * S dt + sqrt(v) * S dW1
+    dv = kappa * (theta - v) dt + xi * sqrt(v) * (rho dW1 + sqrt(1 - rho^2) dW2)
+}
+"""
+
+
+LANGEVIN = """\
+model DoubleWell {
+    state x, y
+    density p = exp(-(x^2 - 1)^2 - y^2 / 2)
+    dx = 1/2 * grad(log(p))[0] dt + dW1
+    dy = 1/2 * grad(log(p))[1] dt + dW2
+    assert stationary p
+}
+"""
+
+
+_REPORT_HEAVY = textwrap.dedent(
+    f"""
+    import sys
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
+    print("HEAVY:" + ",".join(heavy))
+    """
+)
+
+
+def _run_python(code: str, cwd: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _heavy_modules(stdout: str) -> list:
+    line = [l for l in stdout.splitlines() if l.startswith("HEAVY:")][-1]
+    return [m for m in line[len("HEAVY:"):].split(",") if m]
+
+
+def test_importing_the_front_end_and_printing_loads_no_framework(tmp_path):
+    code = textwrap.dedent(
+        """
+        import sympy, sdelang, sdelang.cli, sdelang.printers
+        from sdelang.model import Model
+        x, W = sympy.symbols("x W")
+        m = Model("OU", (x,), sympy.Matrix([-x]), sympy.Matrix([[1]]), brownians=(W,))
+        m.to_sde(); m.to_latex(); str(m)
+        sdelang.available_backends()
+        """
+    ) + _REPORT_HEAVY
+    assert _heavy_modules(_run_python(code, str(tmp_path))) == []
+
+
+def test_parse_print_and_cli_derive_load_no_framework(tmp_path):
+    spec = tmp_path / "heston.sde"
+    spec.write_text(HESTON)
+    langevin = tmp_path / "langevin.sde"
+    langevin.write_text(LANGEVIN)
+    code = textwrap.dedent(
+        f"""
+        import contextlib, io, sys
+        import sdelang
+        m = sdelang.parse({HESTON!r})
+        m.to_sde(); m.to_latex(); str(m)
+        from sdelang.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            for argv in (["derive", {str(spec)!r}], ["derive", {str(spec)!r}, "--format", "latex"],
+                         ["derive", {str(spec)!r}, "--kfp"], ["derive", {str(spec)!r}, "--reverse"],
+                         ["derive", {str(spec)!r}, "--flow"], ["derive", {str(spec)!r}, "--to", "stratonovich"],
+                         ["check", {str(spec)!r}], ["check", {str(langevin)!r}]):
+                main(argv)
+        """
+    ) + _REPORT_HEAVY
+    assert _heavy_modules(_run_python(code, str(tmp_path))) == []
+
+
+def test_derive_heston_is_fast(tmp_path):
+    """Real target: < 1.5 s wall; asserted loosely (< 5 s) on a shared machine to catch regressions."""
+    spec = os.path.join(ROOT, "examples", "heston.sde")
+    if not os.path.exists(spec):
+        spec = str(tmp_path / "heston.sde")
+        with open(spec, "w") as fh:
+            fh.write(HESTON)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "sdelang", "derive", spec], capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    assert "model Heston" in proc.stdout
+    print(f"sdelang derive heston.sde: {elapsed:.2f} s")
+    assert elapsed < 5.0
