@@ -1,0 +1,67 @@
+"""The Kolmogorov forward (Fokker–Planck) equation of a model, in Itô form:
+
+    ∂p/∂t = -Σ_i ∂_i (f_i p) + ½ Σ_{i,j} ∂_i ∂_j (D_ij p),   D = G Gᵀ.
+
+``p = sympy.Function("p")`` applied to ``(*states, t)``. Stratonovich models are converted to Itô
+first. For an elementwise model (``state x[d]``, p a density on R^d) the right-hand side is
+
+    Σ_{i=1}^{d} [ -f'(x_i) p - f(x_i) ∂_i p + ½ (D''(x_i) p + 2 D'(x_i) ∂_i p + D(x_i) ∂_i² p) ]
+
+written as ``sympy.Sum`` over an index ``i`` (``i_`` if taken) with ``Indexed`` components
+``x[i]`` and the unevaluated derivatives ``Derivative(p(x, t), x[i])``: p depends on the whole
+vector, so do not ``doit()`` these. d stays symbolic and the cost does not depend on it.
+"""
+from __future__ import annotations
+
+import sympy
+
+from .calculus import to_ito
+from .operators import component, diffusion_tensor
+
+DENSITY = sympy.Function("p")
+
+
+def kfp_rhs(model, p: sympy.Expr) -> sympy.Expr:
+    """-Σ_i ∂_i (f_i p) + ½ Σ_ij ∂_i ∂_j (D_ij p) for an explicit expression or function p."""
+    m = to_ito(model)
+    xs, f, D = m.states, m.drift, diffusion_tensor(m.diffusion)
+    n = len(xs)
+    rhs = sympy.S.Zero
+    for i in range(n):
+        rhs -= sympy.diff(f[i] * p, xs[i])
+    for i in range(n):
+        for j in range(n):
+            if D[i, j] != 0:
+                rhs += sympy.Rational(1, 2) * sympy.diff(D[i, j] * p, xs[i], xs[j])
+    return rhs
+
+
+def _elementwise_rhs(model, p: sympy.Expr) -> sympy.Expr:
+    (x,) = model.states
+    f, D = model.drift[0], diffusion_tensor(model.diffusion)[0, 0]
+    index, _, to_component = component(model)
+    xi = to_component[x]
+
+    def at_component(coefficient: sympy.Expr) -> sympy.Expr:
+        return coefficient.xreplace(to_component)
+
+    dp = sympy.Derivative(p, xi)
+    d2p = sympy.Derivative(p, (xi, 2))
+    half = sympy.Rational(1, 2)
+    term = (
+        -at_component(sympy.diff(f, x)) * p
+        - at_component(f) * dp
+        + half * at_component(sympy.diff(D, x, 2)) * p
+        + at_component(sympy.diff(D, x)) * dp
+        + half * at_component(D) * d2p
+    )
+    return sympy.Sum(term, (index, 1, model.dimension))
+
+
+def kfp(model) -> sympy.Eq:
+    """``Eq(Derivative(p(*states, t), t), rhs)``: the forward equation of the model."""
+    m = to_ito(model)
+    p = DENSITY(*m.states, m.time)
+    if m.elementwise:
+        return sympy.Eq(sympy.Derivative(p, m.time), _elementwise_rhs(m, p))
+    return sympy.Eq(sympy.Derivative(p, m.time), kfp_rhs(m, p))

@@ -1,0 +1,62 @@
+"""The reverse-time SDE (Anderson 1982; Song et al. 2021), as a forward model in s = T - t.
+
+Running t from T down to t_min, the Itô SDE dx = f dt + G dW has the reverse
+
+    dx = [f - ∇·D - D ∇_x log p_t] dt + G dW̄,   D = G Gᵀ,  (∇·D)_i = Σ_j ∂_j D_ij.
+
+In its own time s = T - t, s ∈ [0, T - t_min], this is the ordinary forward SDE
+
+    dx = -[f - ∇·D - D score](x, T - s) ds + G(x, T - s) dW,
+
+so it runs with any forward solver. Networks (the learned score and any net of the model) are
+called in the original time T - s. The forward prior becomes the reverse model's init; asserts are
+dropped (they are claims about the forward model).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import sympy
+
+from .calculus import to_ito
+from .operators import diffusion_tensor, fresh_name, matrix_divergence, taken_names
+from .score import resolve_score, used_nets
+
+
+def reverse_time_symbol(model) -> sympy.Symbol:
+    """``s``, or ``s_`` (``s__`` ...) when the model already uses the name."""
+    return sympy.Symbol(fresh_name("s", taken_names(model)))
+
+
+def reverse(model, score=None, *, t_min: Optional[sympy.Expr] = None,
+            name: Optional[str] = None):
+    """The reverse-time model in s = T - t (T = ``model.t1``, t_min = ``model.t0`` by default)."""
+    m = to_ito(model)
+    t, T = m.time, sympy.sympify(m.t1)
+    t_min = sympy.sympify(m.t0 if t_min is None else t_min)
+    s = reverse_time_symbol(model)
+    back = {t: T - s}
+
+    score_t, nets = resolve_score(m, score, time_name=s.name)
+    D = diffusion_tensor(m.diffusion)
+    forward_reverse_drift = m.drift - matrix_divergence(D, m.states) - D * score_t
+    drift = (-forward_reverse_drift).xreplace(back)
+    diffusion = m.diffusion.xreplace(back)
+
+    densities = tuple(type(d)(d.name, d.expr.xreplace(back), d.is_log) for d in m.densities)
+    nets = used_nets(m, nets, drift)
+    return m.replace(
+        name=name or f"{m.name}Reverse",
+        drift=drift,
+        diffusion=diffusion,
+        time=s,
+        t0=sympy.S.Zero,
+        t1=T - t_min,
+        calculus="ito",
+        densities=densities,
+        nets=nets,
+        init=tuple(m.prior),
+        prior=(),
+        asserts=(),
+        path=None,
+    )
