@@ -55,11 +55,11 @@ def get_backend(name: str):
     return backend
 
 
-def emit(model, backend: str, **options) -> str:
+def emit(model, backend: str, /, **options) -> str:
     """The generated Python source of ``model`` for ``backend``, as text."""
     return get_backend(backend).emit(model, **options)
 
 
-def compile_model(model, backend: str, **nets):
+def compile_model(model, backend: str, /, **nets):
     """A ready module object of ``backend`` for ``model``, with networks attached by name."""
     return get_backend(backend).compile(model, **nets)

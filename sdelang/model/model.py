@@ -379,13 +379,13 @@ class Model:
         return f"<Model {self.name}: {self.n_states} state(s), {self.n_brownians} Brownian motion(s), {self.calculus}>"
 
     # ------------------------------------------------------------------------- backends
-    def compile(self, backend: str, **nets):
+    def compile(self, backend: str, /, **nets):
         """A ready module of the named backend, networks attached by name (``score=net``)."""
         from ..emit.registry import compile_model
 
         return compile_model(self, backend, **nets)
 
-    def emit(self, backend: str, **options) -> str:
+    def emit(self, backend: str, /, **options) -> str:
         from ..emit.registry import emit
 
         return emit(self, backend, **options)

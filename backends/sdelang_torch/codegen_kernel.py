@@ -1,0 +1,89 @@
+"""Generated methods an affine model implies: its Gaussian perturbation kernel and its priors.
+
+For dx = (A(t) x + b(t)) dt + G(t) dW, ``model.marginal()`` gives x_t | x_0 ~ N(m(t, x_0), Σ(t)).
+``_kernel(t, y)`` (y = x_0) returns ``(mean, std)`` when Σ is diagonal and each mean component
+depends on its own x_0 component only (VP, VE, sub-VP, OU; elementwise models always), else
+``(mean, cov)`` with cov of shape (batch, n, n) (e.g. critically-damped Langevin).
+``_prior_normal()`` / ``_init_normal()`` return the (loc, scale) tuples of the spec's
+``prior x ~ Normal(loc, scale)`` / ``init`` statements (one entry per state).
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import sympy
+
+from sdelang.emit.printer import ArrayExprPrinter
+from sdelang.errors import DerivationError
+
+from .codegen_block import INDENT, block_code
+from .codegen_sde import _method, stack_state
+from .names import NameTable
+
+
+def _marginal(model):
+    if model.is_ode:
+        return None
+    try:
+        return model.marginal()
+    except (DerivationError, NotImplementedError, ImportError):
+        return None
+
+
+def _is_diagonal_kernel(marg, model) -> bool:
+    n = marg.cov.shape[0]
+    if any(marg.cov[i, j] != 0 for i in range(n) for j in range(n) if i != j):
+        return False
+    for i in range(n):
+        others = set(marg.x0) - {marg.x0[i]}
+        if marg.mean[i].free_symbols & others:
+            return False
+    return True
+
+
+def kernel_method(model, table: NameTable) -> List[str]:
+    """``_kernel(self, t, y)``: mean and std (or cov) of x_t given x_{t0} = y, or nothing."""
+    marg = _marginal(model)
+    if marg is None:
+        return []
+    to_state = dict(zip(marg.x0, model.states))
+    mean = [sympy.sympify(e).xreplace(to_state) for e in marg.mean]
+    n = len(mean)
+    if _is_diagonal_kernel(marg, model):
+        spread = [sympy.sqrt(marg.cov[i, i]) for i in range(n)]
+        code = block_code(model, table, mean + spread, time_kind="tensor")
+        ret = f"{stack_state(model, code.outputs[:n])}, {stack_state(model, code.outputs[n:])}"
+        kind = "diagonal"
+    else:
+        code = block_code(model, table, mean + list(marg.cov), time_kind="tensor")
+        rows = [f"torch.stack([{', '.join(code.outputs[n + i * n:n + (i + 1) * n])}], dim=-1)" for i in range(n)]
+        ret = f"{stack_state(model, code.outputs[:n])}, torch.stack([{', '.join(rows)}], dim=-2)"
+        kind = "full"
+    lines = [f"    kernel_kind = {kind!r}", ""]
+    return lines + _method("_kernel(self, t, y)",
+                           "Mean and std (diagonal kernel) or cov of x_t given x_t0 = y (model.marginal()).",
+                           code.lines, ret)
+
+
+def _normal_method(model, table: NameTable, name: str, laws) -> List[str]:
+    by_state = dict(laws)
+    states = [s.name for s in model.states]
+    if not states or any(s not in by_state or by_state[s].kind != "normal" for s in states):
+        return []
+    printer = ArrayExprPrinter("torch", table.symbol_names(), set(), scalar_namespace="math")
+    exprs = [sympy.sympify(by_state[s].loc) for s in states] + [sympy.sympify(by_state[s].scale) for s in states]
+    params = {sympy.Symbol(p) for p, _ in table.params}
+    used = set().union(*(e.free_symbols for e in exprs))
+    if used - params:
+        raise ValueError(f"{name} of {model.name!r} depends on {sorted(map(str, used - params))}, not only parameters")
+    lines = [f"{INDENT}{local} = self.param_values[{p!r}]" for p, local in table.params if sympy.Symbol(p) in used]
+    locs = ", ".join(f"float({printer.doprint(e)})" for e in exprs[:len(states)])
+    scales = ", ".join(f"float({printer.doprint(e)})" for e in exprs[len(states):])
+    return _method(f"_{name}_normal(self)", f"(loc, scale) per state of the spec's `{name} ~ Normal`.",
+                   lines, f"({locs},), ({scales},)")
+
+
+def kernel_methods(model, table: NameTable) -> List[str]:
+    """Every affine-model method that this model admits."""
+    return (kernel_method(model, table) + _normal_method(model, table, "prior", model.prior)
+            + _normal_method(model, table, "init", model.init))

@@ -1,0 +1,137 @@
+"""Generated methods of an SDE module, in torchsde's conventions.
+
+With f the drift and G the n x m diffusion (rows: states, columns: Brownian motions):
+``f(t, y)`` -> (batch, n); ``g(t, y)`` -> (batch, n) for diagonal noise (the diagonal of G; for an
+elementwise model ``x[d]`` the per-component g), (batch, n, 1) for scalar noise, (batch, n, m)
+otherwise; ``g_prod(t, y, v)`` = G v; ``f_and_g`` / ``f_and_g_prod`` from one CSE block; and the
+fused Euler–Maruyama step ``_step(t, y, _h, _dW)`` = y + f h + G dW (Itô form) with ``t`` and
+``_h`` Python floats.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import sympy
+
+from sdelang.emit.lower import is_diagonal
+
+from .codegen_block import INDENT, block_code
+from .names import NameTable
+
+
+def torchsde_noise_type(model) -> str:
+    """torchsde's noise type: "diagonal" whenever G is diagonal (elementwise models included),
+    "scalar" for one Brownian motion, "additive" for state-independent G, else "general"."""
+    if is_diagonal(model):
+        return "diagonal"
+    if model.n_brownians == 1:
+        return "scalar"
+    if model.noise_type == "additive":
+        return "additive"
+    return "general"
+
+
+def stack_state(model, outputs) -> str:
+    """(batch, n) from per-state outputs (an elementwise model's single output is already (batch, d))."""
+    if model.elementwise:
+        return outputs[0]
+    return f"torch.stack([{', '.join(outputs)}], dim=-1)"
+
+
+def _vector_symbols(model, prefix: str):
+    """Symbols of a per-Brownian (or per-state for diagonal noise) vector argument and their code."""
+    if model.elementwise:
+        sym = sympy.Symbol(prefix)
+        return [sym], {sym: prefix}, [], [sym]
+    count = model.n_states if is_diagonal(model) else model.n_brownians
+    syms = [sympy.Symbol(f"{prefix}{j}") for j in range(count)]
+    unpack = [f"{INDENT}{prefix}{j} = {prefix}[..., {j}]" for j in range(count)]
+    return syms, {s: s.name for s in syms}, unpack, syms
+
+
+def noise_products(model, prefix: str):
+    """(G v)_i for every state, v the symbols ``prefix0, prefix1, ...`` (or ``prefix``)."""
+    syms, codes, unpack, _ = _vector_symbols(model, prefix)
+    G = model.diffusion_matrix
+    if is_diagonal(model):
+        products = [G[i, i] * syms[i] for i in range(model.n_states)]
+    else:
+        products = [sum((G[i, j] * syms[j] for j in range(model.n_brownians)), sympy.S.Zero)
+                    for i in range(model.n_states)]
+    return products, codes, unpack
+
+
+def _diffusion_entries(model):
+    G = model.diffusion_matrix
+    if is_diagonal(model):
+        return [G[i, i] for i in range(model.n_states)]
+    return list(G)
+
+
+def _g_return(model, outputs) -> str:
+    kind = torchsde_noise_type(model)
+    if kind == "diagonal":
+        return stack_state(model, outputs)
+    if kind == "scalar":
+        return f"torch.stack([{', '.join(outputs)}], dim=-1).unsqueeze(-1)"
+    m = model.n_brownians
+    rows = [f"torch.stack([{', '.join(outputs[i * m:(i + 1) * m])}], dim=-1)" for i in range(model.n_states)]
+    return f"torch.stack([{', '.join(rows)}], dim=-2)"
+
+
+def _method(signature: str, doc: str, lines, ret: str) -> List[str]:
+    return [f"    def {signature}:", f'        """{doc}"""', *lines, f"{INDENT}return {ret}", ""]
+
+
+def sde_methods(model, table: NameTable, step_model) -> List[str]:
+    """Source lines of f, g, f_and_g, g_prod, f_and_g_prod and the fused step ``_step``.
+
+    ``step_model`` is the Itô form of ``model`` (the model itself unless it is Stratonovich).
+    """
+    n = model.n_states
+    drift = list(model.drift_matrix)
+    diff = _diffusion_entries(model)
+    out: List[str] = []
+
+    code = block_code(model, table, drift, time_kind="tensor")
+    out += _method("f(self, t, y)", "Drift f(t, y), shape (batch, n).", code.lines, stack_state(model, code.outputs))
+
+    code = block_code(model, table, diff, time_kind="tensor")
+    out += _method("g(self, t, y)", f"Diffusion in torchsde's '{torchsde_noise_type(model)}' layout.",
+                   code.lines, _g_return(model, code.outputs))
+
+    code = block_code(model, table, drift + diff, time_kind="tensor")
+    out += _method("f_and_g(self, t, y)", "(f, g) from one block of common subexpressions.", code.lines,
+                   f"{stack_state(model, code.outputs[:n])}, {_g_return(model, code.outputs[n:])}")
+
+    products, codes, unpack = noise_products(model, "_v")
+    code = block_code(model, table, products, time_kind="tensor", extra_arrays=codes)
+    out += _method("g_prod(self, t, y, _v)", "G(t, y) v, shape (batch, n).", unpack + list(code.lines),
+                   stack_state(model, code.outputs))
+
+    code = block_code(model, table, drift + products, time_kind="tensor", extra_arrays=codes)
+    out += _method("f_and_g_prod(self, t, y, _v)", "(f, G v) from one block of common subexpressions.",
+                   unpack + list(code.lines),
+                   f"{stack_state(model, code.outputs[:n])}, {stack_state(model, code.outputs[n:])}")
+
+    out += step_method(step_model, table)
+    return out
+
+
+def step_method(model, table: NameTable) -> List[str]:
+    """``_step(t, y, _h, _dW)``: one Itô Euler–Maruyama step y + f(t, y) h + G(t, y) dW, fused."""
+    h = sympy.Symbol("_h")
+    products, codes, unpack = noise_products(model, "_dW")
+    new = [x + h * f + p for x, f, p in zip(model.states, model.drift_matrix, products)]
+    code = block_code(model, table, new, time_kind="float", extra_arrays=codes, extra_scalars={h: "_h"})
+    return _method("_step(self, t, y, _h, _dW)",
+                   "One Euler–Maruyama step y + f h + G dW (Itô form; t and _h are Python floats).",
+                   unpack + list(code.lines), stack_state(model, code.outputs))
+
+
+def noise_shape_code(model) -> str:
+    """Shape of one step's Brownian increment, from ``y``: (batch, d), (batch, n) or (batch, m)."""
+    if model.elementwise:
+        return "tuple(y.shape)"
+    count = model.n_states if is_diagonal(model) else model.n_brownians
+    return f"(y.shape[0], {count})"
