@@ -1,1 +1,13 @@
-"""jax backend (placeholder package until its issue lands)."""
+"""sdelang's JAX backend: models become ``equinox.Module`` classes with diffrax terms.
+
+    import sdelang
+    ou = sdelang.load("examples/ou.sde").compile("jax")
+    xs = ou.simulate(x0, ts, dt=1e-2, seed=0)          # (len(ts), batch, n)
+    sol = diffrax.diffeqsolve(ou.terms(bm), diffrax.Euler(), ...)
+"""
+from .backend import JaxBackend, backend
+from .loader import load_class
+from .nets import ScoreMLP
+from .runtime import CompiledModel, MissingNetError
+
+__all__ = ["CompiledModel", "JaxBackend", "MissingNetError", "ScoreMLP", "backend", "load_class"]

@@ -1,0 +1,216 @@
+"""Runtime helpers imported by generated JAX modules.
+
+A generated class subclasses :class:`CompiledModel` (an ``equinox.Module``) and defines the
+model-specific pieces (``drift``, ``diffusion``, ``diffusion_matrix``, ``euler_maruyama_step``,
+prior and perturbation kernel when the model has them). Everything generic lives here:
+
+- ``terms(brownian)``: ``MultiTerm(ODETerm(drift), ControlTerm(diffusion, brownian))`` (``ODETerm``
+  for an ODE) for ``diffrax.diffeqsolve``;
+- ``simulate(x0, ts, dt, seed)``: Euler–Maruyama  y_{k+1} = y_k + f(t_k, y_k) h + G(t_k, y_k) ΔW_k,
+  ΔW_k ~ N(0, h I), run by a jitted ``jax.lax.scan`` (see :mod:`sdelang_jax.simulate`);
+- ``log_prob``: log p_{t0}(x) = log p_{t1}(x(t1)) + ∫ ∇·v dt along the probability-flow ODE
+  (see :mod:`sdelang_jax.likelihood`);
+- ``dsm_loss``: denoising score matching (see :mod:`sdelang_jax.score_matching`);
+- ``reverse()`` / ``probability_flow()``: compiled modules of the derived models, sharing this
+  module's parameters and networks (generated on first use and cached per class).
+
+Nothing here is CPU-specific: arrays follow the device of the inputs.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Optional, Tuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+
+
+class MissingNetError(RuntimeError):
+    """A generated module called a network that was not attached at construction."""
+
+
+def require_net(net: Optional[Callable], name: str) -> Callable:
+    """``net`` itself, or a clear error naming the missing network (raised at trace time)."""
+    if net is None:
+        raise MissingNetError(
+            f"the model uses the network '{name}' but none was attached: "
+            f"pass {name}=<callable net(y, t)> when compiling or constructing the module"
+        )
+    return net
+
+
+def elementwise_time(t):
+    """Time broadcast against an elementwise state y of shape (..., d): a batch of times t of
+    shape (...,) becomes (..., 1); a scalar stays a scalar."""
+    t = jnp.asarray(t)
+    return t if t.ndim == 0 else t[..., None]
+
+
+def batched_matrix_operator(G) -> lx.AbstractLinearOperator:
+    """The linear map  w ↦ G w  for matrices G of shape (..., n, m) acting on w of shape (..., m).
+
+    One particle (G of shape (n, m)): ``lx.MatrixLinearOperator(G)`` (a plain array pytree, which
+    diffrax's Milstein solvers can differentiate). A batch: a ``FunctionLinearOperator`` doing
+    ``einsum("...nm,...m->...n")`` — never the dense (N·n) x (N·m) block-diagonal matrix."""
+    if G.ndim == 2:
+        return lx.MatrixLinearOperator(G)
+    structure = jax.ShapeDtypeStruct(G.shape[:-2] + G.shape[-1:], G.dtype)
+    return lx.FunctionLinearOperator(lambda w: jnp.einsum("...nm,...m->...n", G, w), structure)
+
+
+def as_key(seed):
+    """A ``jax.random`` key: ``seed`` itself when it is a key, else ``PRNGKey(seed)``."""
+    if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
+        return seed
+    if hasattr(seed, "dtype") and seed.dtype == jnp.uint32 and getattr(seed, "shape", None) == (2,):
+        return seed
+    return jax.random.PRNGKey(jnp.asarray(seed, dtype=jnp.uint32))
+
+
+def _derived_cache(cls) -> dict:
+    cache = cls.__dict__.get("_sdelang_derived")
+    if cache is None:
+        cache = {}
+        setattr(cls, "_sdelang_derived", cache)
+    return cache
+
+
+class CompiledModel(eqx.Module):
+    """Generic behaviour of every generated JAX module (see the module docstring)."""
+
+    # Set by the generated subclass (class variables, not pytree fields).
+    model_name: ClassVar[str] = ""
+    state_names: ClassVar[Tuple[str, ...]] = ()
+    param_names: ClassVar[Tuple[str, ...]] = ()
+    net_names: ClassVar[Tuple[str, ...]] = ()
+    n_states: ClassVar[Optional[int]] = None
+    n_brownians: ClassVar[int] = 0
+    is_sde: ClassVar[bool] = True
+    elementwise: ClassVar[bool] = False
+    calculus: ClassVar[str] = "ito"
+    noise_type: ClassVar[Optional[str]] = None
+    diagonal_noise: ClassVar[bool] = False  # diffusion is a DiagonalLinearOperator, ΔW shaped like y
+    has_prior: ClassVar[bool] = False
+    has_kernel: ClassVar[bool] = False
+    kernel_is_diagonal: ClassVar[bool] = True
+    # The sympy Model this class was generated from (attached by the loader, not in the source).
+    sdelang_model: ClassVar[Any] = None
+
+    # ------------------------------------------------------------------ shapes and terms
+    @property
+    def dimension(self) -> Optional[int]:
+        """State size n (for an elementwise model the declared d, from its parameters)."""
+        return self.n_states
+
+    def brownian_shape(self, batch=()) -> Tuple[int, ...]:
+        """Shape of the Brownian motion for a state of shape (*batch, n): (*batch, m), with m = n for
+        diagonal/elementwise noise (for elementwise models n is ``dimension``)."""
+        batch = (batch,) if isinstance(batch, int) else tuple(batch)
+        if self.diagonal_noise:
+            return batch + (self.dimension,)
+        return batch + (self.n_brownians,)
+
+    def noise_shape(self, state_shape) -> Tuple[int, ...]:
+        """Shape of one Brownian increment ΔW for a state of shape ``state_shape`` (..., n)."""
+        if self.diagonal_noise:
+            return tuple(state_shape)
+        return tuple(state_shape[:-1]) + (self.n_brownians,)
+
+    def terms(self, brownian=None):
+        """diffrax terms: ``MultiTerm(ODETerm(drift), ControlTerm(diffusion, brownian))`` for an
+        SDE (drift in the model's own calculus: use Itô solvers for Itô models, Stratonovich ones
+        — Heun, EulerHeun, StratonovichMilstein — for Stratonovich models), ``ODETerm(drift)`` for
+        an ODE (``brownian`` must then be None)."""
+        if not self.is_sde:
+            if brownian is not None:
+                raise ValueError(f"{self.model_name} is an ODE: call terms() without a Brownian motion")
+            return diffrax.ODETerm(self.drift)
+        if brownian is None:
+            raise ValueError(
+                f"{self.model_name} is an SDE: pass a Brownian motion, e.g. "
+                f"diffrax.VirtualBrownianTree(t0, t1, tol, shape=module.brownian_shape(batch), key=key)"
+            )
+        return diffrax.MultiTerm(diffrax.ODETerm(self.drift), diffrax.ControlTerm(self.diffusion, brownian))
+
+    # ------------------------------------------------------------------ common comparison API
+    def drift_fn(self, t, y):
+        """f(t, y), shape (batch, n); t a scalar or of shape (batch,)."""
+        return self.drift(t, y, None)
+
+    # ------------------------------------------------------------------ simulation
+    def simulate(self, x0, ts, dt, seed=0):
+        """Fixed-step Euler–Maruyama (Euler for ODEs) from ts[0]; states at every time of ``ts``,
+        shape (len(ts), *batch, n). Between ts[i] and ts[i+1]: k_i = ceil((ts[i+1] - ts[i]) / dt)
+        equal steps. Stratonovich models step with their Itô drift (converted at code generation).
+        ``seed``: an int or a ``jax.random`` key. ``ts`` and ``dt`` must be concrete (host) values."""
+        from .simulate import simulate
+
+        return simulate(self, x0, ts, dt, seed)
+
+    # ------------------------------------------------------------------ derived models
+    def _shared_kwargs(self, cls) -> dict:
+        kwargs = {}
+        for name in self.param_names:
+            if name in cls.param_names:
+                kwargs[name] = getattr(self, name)
+        for name in self.net_names:
+            if name in cls.net_names:
+                kwargs[name] = getattr(self, name)
+        return kwargs
+
+    def _derived(self, kind: str, build: Callable, extra: dict):
+        cls = type(self)
+        cache = _derived_cache(cls)
+        if kind not in cache:
+            if cls.sdelang_model is None:
+                raise RuntimeError(
+                    f"{kind}() needs the sdelang Model: compile with sdelang (model.compile('jax')) "
+                    "rather than executing generated source by hand"
+                )
+            from .loader import load_class
+
+            cache[kind] = load_class(build(cls.sdelang_model))
+        derived_cls = cache[kind]
+        kwargs = self._shared_kwargs(derived_cls)
+        kwargs.update(extra)
+        return derived_cls(**kwargs)
+
+    def reverse(self, score=None, **nets):
+        """The compiled reverse-time SDE (``Model.reverse(score=...)``) in its own time s = T - t,
+        sharing this module's parameters and networks. ``score=None``: the learned net ``score``
+        (attached here or passed in ``nets``); ``score="p"``: the exact score of density p."""
+        return self._derived(f"reverse:{score}", lambda m: m.reverse(score=score), nets)
+
+    def probability_flow(self, score=None, **nets):
+        """The compiled probability-flow ODE dx/dt = f - ½∇·D - ½ D ∇log p_t (same marginals)."""
+        return self._derived(f"flow:{score}", lambda m: m.probability_flow(score=score), nets)
+
+    # ------------------------------------------------------------------ affine models
+    def perturbation_kernel(self, x0, t):
+        """(mean, std) of p(x_t | x_0) for diagonal kernels, (mean, cov) for coupled ones."""
+        raise NotImplementedError(
+            f"{self.model_name} has no closed-form perturbation kernel (Model.marginal() is "
+            "available only for affine SDEs)"
+        )
+
+    def prior_log_prob(self, x):
+        """log density of the spec's ``prior`` at x of shape (..., n), summed over components."""
+        raise NotImplementedError(f"{self.model_name} declares no prior")
+
+    def prior_sample(self, batch, seed=0):
+        """Samples of the spec's ``prior``, shape (*batch, n)."""
+        raise NotImplementedError(f"{self.model_name} declares no prior")
+
+    def dsm_loss(self, x0, t_min=1e-3, weighting="sigma2", *, key=None, seed=0):
+        """Denoising score matching with the attached ``score`` net (see score_matching)."""
+        from .score_matching import dsm_loss
+
+        return dsm_loss(self, x0, t_min=t_min, weighting=weighting, key=key, seed=seed)
+
+    def log_prob(self, x, exact=True, rtol=1e-5, atol=1e-5, t_min=1e-5, *, key=None, seed=0):
+        """log p_{t0}(x) through the probability-flow ODE (see likelihood)."""
+        from .likelihood import log_prob
+
+        return log_prob(self, x, exact=exact, rtol=rtol, atol=atol, t_min=t_min, key=key, seed=seed)

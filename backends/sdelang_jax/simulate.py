@@ -1,0 +1,100 @@
+"""Fixed-step Euler–Maruyama with ``jax.lax.scan``:  y_{k+1} = y_k + f(t_k, y_k) h_k + G(t_k, y_k) ΔW_k,
+ΔW_k = √h_k ξ_k, ξ_k ~ N(0, I) drawn from ``jax.random.fold_in(key, k)`` (k the global step index).
+
+Between ts[i] and ts[i+1] there are k_i = ceil((ts[i+1] - ts[i]) / dt) equal steps of size
+h_i = (ts[i+1] - ts[i]) / k_i (a ratio within 1e-9 of an integer counts as that integer, so
+``linspace`` grids do not gain a sliver step). The schedule is a (len(ts)-1, K) grid of step times
+and sizes, K = max k_i; an interval with fewer steps is padded with steps of size 0, which leave the
+state unchanged (drift·0 + G·√0·ξ). The grid is an *input* of one jitted program, so changing the
+values of ts, dt or the seed never recompiles; only new shapes (batch, len(ts), K) or new static
+module parts (Python-number parameters, networks) do. The fused step
+``module.euler_maruyama_step(t, y, h, dw)`` is generated from one CSE block.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .runtime import as_key
+
+
+def step_schedule(ts, dt) -> Tuple[np.ndarray, np.ndarray]:
+    """(times, sizes): float64 arrays of shape (len(ts) - 1, K) giving every step's start time and
+    size (0 for padding), K = max_i ceil((ts[i+1] - ts[i]) / dt)."""
+    ts = np.asarray(ts, dtype=np.float64)
+    if ts.ndim != 1 or ts.size < 1:
+        raise ValueError("ts must be a 1-D array of at least one time")
+    dt = float(dt)
+    if not dt > 0:
+        raise ValueError(f"dt must be positive, got {dt}")
+    gaps = np.diff(ts)
+    if np.any(gaps <= 0):
+        raise ValueError("ts must be strictly increasing")
+    ratio = gaps / dt
+    counts = np.maximum(1, np.ceil(ratio - 1e-9 * np.maximum(1.0, ratio)).astype(np.int64))
+    width = int(counts.max()) if counts.size else 1
+    j = np.arange(width)[None, :]
+    h = (gaps / counts)[:, None]
+    active = j < counts[:, None]
+    times = ts[:-1, None] + j * h
+    sizes = np.where(active, h, 0.0)
+    times = np.where(active, times, ts[1:, None])
+    return times, sizes
+
+
+@eqx.filter_jit
+def _euler_maruyama_scan(module, x0, key, times, sizes):
+    """Scan over intervals (outer) and their steps (inner); returns states at ts[1:]."""
+    width = times.shape[1]
+    noise_shape = module.noise_shape(x0.shape)
+    sde = module.is_sde
+
+    def interval(y, row):
+        t_row, h_row, i = row
+
+        def step(y, inputs):
+            t, h, j = inputs
+            if sde:
+                xi = jax.random.normal(jax.random.fold_in(key, i * width + j), noise_shape, y.dtype)
+                dw = jnp.sqrt(h) * xi
+            else:
+                dw = None
+            return module.euler_maruyama_step(t, y, h, dw), None
+
+        y, _ = jax.lax.scan(step, y, (t_row, h_row, jnp.arange(width, dtype=jnp.uint32)))
+        return y, y
+
+    index = jnp.arange(times.shape[0], dtype=jnp.uint32)
+    _, ys = jax.lax.scan(interval, x0, (times, sizes, index))
+    return ys
+
+
+def simulate(module, x0, ts, dt, seed=0):
+    """States at every time of ``ts`` (shape (len(ts), *batch, n)) from x0 at ts[0]."""
+    x0 = jnp.asarray(x0)
+    if not jnp.issubdtype(x0.dtype, jnp.floating):
+        x0 = x0.astype(jnp.result_type(float))
+    if x0.ndim < 1:
+        raise ValueError("x0 must have shape (*batch, n)")
+    if module.n_states is not None and x0.shape[-1] != module.n_states:
+        raise ValueError(f"x0 has {x0.shape[-1]} components, {module.model_name} has {module.n_states} states")
+    times, sizes = step_schedule(ts, dt)
+    if times.shape[0] == 0:
+        return x0[None]
+    ys = _euler_maruyama_scan(
+        module, x0, as_key(seed), jnp.asarray(times, dtype=x0.dtype), jnp.asarray(sizes, dtype=x0.dtype)
+    )
+    return jnp.concatenate([x0[None], ys], axis=0)
+
+
+def total_steps(ts, dt) -> int:
+    """Number of Euler steps actually taken (padding excluded): Σ_i ceil((ts[i+1]-ts[i])/dt)."""
+    _, sizes = step_schedule(ts, dt)
+    return int(np.count_nonzero(sizes))
+
+
+__all__ = ["simulate", "step_schedule", "total_steps"]
