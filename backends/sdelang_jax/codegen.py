@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import sympy
 
 from sdelang.emit.lower import Block, lower_block, numeric_params, python_name
-from sdelang.emit.printer import ArrayExprPrinter
+from sdelang.emit.printer import ArrayExprPrinter, print_block
 
 from .kernel import kernel_expressions
 
@@ -106,23 +106,12 @@ def _print_block(model, names: _Names, block: Block,
     state's shape). Networks are called on the whole state in original time: net(y, t).
     ``extra`` names symbols of the generated code's own (step size, increments)."""
     printer = names.printer(time_var=_time_var(model), extra=extra)
-    net_time_printer = names.printer(time_var="t")
-    lines = []
-    for call in block.net_calls:
-        time_code = net_time_printer.doprint(call.time)
-        net = field_name(call.net)
-        lines.append(f"{INDENT}{call.var} = runtime.require_net(self.{net}, {call.net!r})(y, {time_code})")
-        printer.array_symbols.add(sympy.Symbol(call.var))
-        for var, index in call.components:
-            lines.append(f"{INDENT}{var} = {call.var}[..., {index}]")
-            printer.array_symbols.add(sympy.Symbol(var))
-    for name, expr in block.temps:
-        lines.append(INDENT + printer.assign(name, expr))
     shape = "y.shape" if model.elementwise else "y.shape[:-1]"
-    outputs = []
-    for expr, varies in zip(block.outputs, block.outputs_depend_on_state):
-        code = printer.doprint(expr)
-        outputs.append(code if varies else f"jnp.full({shape}, {code}, dtype=y.dtype)")
+    lines, outputs = print_block(
+        block, printer,
+        call_net=lambda net, time_code: f"runtime.require_net(self.{field_name(net)}, {net!r})(y, {time_code})",
+        broadcast=lambda code: f"jnp.full({shape}, {code}, dtype=y.dtype)",
+        indent=INDENT, time_printer=names.printer(time_var="t"))
     return lines, outputs
 
 

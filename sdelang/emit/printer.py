@@ -113,17 +113,20 @@ class ArrayExprPrinter(PythonCodePrinter):
         raise ValueError("cannot print an unevaluated derivative as array code")
 
 
-def print_block(block, printer: ArrayExprPrinter, call_net, broadcast, indent: str = "        "):
+def print_block(block, printer: ArrayExprPrinter, call_net, broadcast, indent: str = "        ",
+                time_printer: Optional[ArrayExprPrinter] = None):
     """Lines of code computing a lowered :class:`~sdelang.emit.lower.Block`, and the code of
     each output.
 
     ``call_net(net_name, time_code) -> str`` prints one network evaluation on the whole state;
     ``broadcast(code) -> str`` wraps an output that is constant across the batch so that it takes
     the state's shape. Network outputs and everything computed from them are array symbols.
+    ``time_printer`` prints the networks' time arguments when they need other names than the
+    expressions (default: ``printer``).
     """
     lines = []
     for call in block.net_calls:
-        time_code = printer.doprint(call.time)
+        time_code = (time_printer or printer).doprint(call.time)
         lines.append(f"{indent}{call.var} = {call_net(call.net, time_code)}")
         printer.array_symbols.add(sympy.Symbol(call.var))
         for var, index in call.components:
