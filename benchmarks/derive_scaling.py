@@ -1,8 +1,9 @@
-"""Symbolic derivations on an elementwise model do not depend on the state's size d.
+"""Symbolic derivations and code generation on an elementwise model do not depend on the state's size d.
 
 VP diffusion (Song et al. 2021), dx = -½ β(t) x dt + sqrt(β(t)) dW on x in R^d, with d = 2 and
-d = 3072 (a 32 x 32 x 3 image). Times kfp / reverse / probability_flow / marginal (median of
-repeats, fresh model each time so SymPy's cache is not what is measured), prints a table.
+d = 3072 (a 32 x 32 x 3 image). Times kfp / reverse / probability_flow / marginal and the emitted
+torch and JAX source (median of repeats, fresh model each time so SymPy's cache is not what is
+measured), prints a table.
 
     python benchmarks/derive_scaling.py [--repeats 5]
 """
@@ -17,6 +18,8 @@ import time
 import sympy
 from sympy import Matrix, Symbol, sqrt
 
+import sdelang
+from sdelang.emit import BackendError, get_backend
 from sdelang.model import Distribution, Model, Param
 
 
@@ -38,6 +41,12 @@ DERIVATIONS = {
     "probability_flow": lambda m: m.probability_flow(),
     "marginal": lambda m: m.marginal(),
 }
+for _backend in ("torch", "jax"):
+    try:
+        get_backend(_backend)
+    except BackendError:
+        continue
+    DERIVATIONS[f"emit {_backend}"] = lambda m, b=_backend: sdelang.emit(m, b)
 
 
 def median_seconds(d: int, derive, repeats: int) -> float:
