@@ -137,7 +137,6 @@ def test_dunder_names():
         ("param dt = 1", 11, "time differential"),
         ("param dx = 1", 11, "differential of state 'x'"),
         ("param dW = 1", 11, "Brownian increments"),
-        ("param lambda = 1", 11, "Python keyword"),
         ("param self = 1", 11, "generated code"),
         ("param time = 1", 11, "reserved word"),
     ],

@@ -3,12 +3,12 @@
 One flat namespace holds every declared name (states, parameters, time, Brownian motions, lets,
 densities, nets); a name is declared once. Reserved are the language's keywords, its built-in
 functions, the time differential ``dt`` (``d`` + the time's name), ``dW…`` (Brownian increments),
-``d`` + a state's name, names beginning with ``__``, Python keywords and the few names generated
-code needs for itself (``torch``, ``jnp``, ``self`` ...), since identifiers reach generated code.
+``d`` + a state's name, names beginning with ``__`` and the few names generated code needs for
+itself (``torch``, ``jnp``, ``self`` ...). Python keywords such as ``lambda`` are fine: backends
+rename them in generated code (``lambda_``).
 """
 from __future__ import annotations
 
-import keyword
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -113,10 +113,6 @@ class Scope:
             raise self.source.error(f"'{name}' is a built-in function and cannot name {what}", ident.span)
         if name in KEYWORDS:
             raise self.source.error(f"'{name}' is a reserved word and cannot name {what}", ident.span)
-        if keyword.iskeyword(name):
-            raise self.source.error(
-                f"'{name}' is a Python keyword and cannot name {what} (try '{name}_')", ident.span
-            )
         if name in CODEGEN_NAMES:
             raise self.source.error(
                 f"'{name}' is reserved for generated code and cannot name {what}", ident.span
