@@ -14,48 +14,27 @@ from typing import List, Optional
 import sympy
 
 from sdelang.emit.printer import ArrayExprPrinter
-from sdelang.errors import DerivationError
+from sdelang.emit.kernel import gaussian_kernel
 
 from .codegen_block import INDENT, block_code
 from .codegen_sde import _method, stack_state
 from .names import NameTable
 
 
-def _marginal(model):
-    if model.is_ode:
-        return None
-    try:
-        return model.marginal()
-    except (DerivationError, NotImplementedError, ImportError):
-        return None
-
-
-def _is_diagonal_kernel(marg, model) -> bool:
-    n = marg.cov.shape[0]
-    if any(marg.cov[i, j] != 0 for i in range(n) for j in range(n) if i != j):
-        return False
-    for i in range(n):
-        others = set(marg.x0) - {marg.x0[i]}
-        if marg.mean[i].free_symbols & others:
-            return False
-    return True
-
-
 def kernel_method(model, table: NameTable) -> List[str]:
     """``_kernel(self, t, y)``: mean and std (or cov) of x_t given x_{t0} = y, or nothing."""
-    marg = _marginal(model)
-    if marg is None:
+    kernel = gaussian_kernel(model)
+    if kernel is None:
         return []
-    to_state = dict(zip(marg.x0, model.states))
-    mean = [sympy.sympify(e).xreplace(to_state) for e in marg.mean]
+    to_state = dict(zip(kernel.x0, model.states))
+    mean = [e.xreplace(to_state) for e in kernel.mean]
     n = len(mean)
-    if _is_diagonal_kernel(marg, model):
-        spread = [sympy.sqrt(marg.cov[i, i]) for i in range(n)]
-        code = block_code(model, table, mean + spread, time_kind="tensor")
+    if kernel.diagonal:
+        code = block_code(model, table, mean + list(kernel.std), time_kind="tensor")
         ret = f"{stack_state(model, code.outputs[:n])}, {stack_state(model, code.outputs[n:])}"
         kind = "diagonal"
     else:
-        code = block_code(model, table, mean + list(marg.cov), time_kind="tensor")
+        code = block_code(model, table, mean + list(kernel.cov), time_kind="tensor")
         rows = [f"torch.stack([{', '.join(code.outputs[n + i * n:n + (i + 1) * n])}], dim=-1)" for i in range(n)]
         ret = f"{stack_state(model, code.outputs[:n])}, torch.stack([{', '.join(rows)}], dim=-2)"
         kind = "full"

@@ -15,6 +15,7 @@ from sympy.printing.pycode import PythonCodePrinter
 _UNARY = {
     "exp": "exp", "log": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan",
     "tanh": "tanh", "sinh": "sinh", "cosh": "cosh", "atan": "atan", "asin": "asin", "acos": "acos",
+    "expm1": "expm1", "log1p": "log1p",
 }
 
 
