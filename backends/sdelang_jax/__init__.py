@@ -11,3 +11,11 @@ from .nets import ScoreMLP
 from .runtime import CompiledModel, MissingNetError
 
 __all__ = ["CompiledModel", "JaxBackend", "MissingNetError", "ScoreMLP", "backend", "load_class"]
+
+# Score-based generative modelling (issue 7): losses, trainer, samplers, facade.
+from .score_model import KernelPreconditionedScore, ScoreModel
+from .score_sampling import SampleResult, sample, sample_em, sample_ode, sample_pc
+from .score_training import EMA, Adam, ScoreTrainer, dsm_loss, ssm_loss
+
+__all__ += ["Adam", "EMA", "KernelPreconditionedScore", "SampleResult", "ScoreModel", "ScoreTrainer",
+            "dsm_loss", "sample", "sample_em", "sample_ode", "sample_pc", "ssm_loss"]
