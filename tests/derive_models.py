@@ -1,4 +1,4 @@
-"""Models for the derivation tests, built directly with ``sdelang.model.Model`` (no parser).
+"""Models for the derivation and backend tests, built directly with ``sdelang.model.Model`` (no parser).
 
 Each builder returns a Model with plain (assumption-free) public symbols, as the parser would.
 """
@@ -18,25 +18,25 @@ def param(name, value=None, positive=False, integer=False):
                  POSITIVE if positive else None, integer)
 
 
-def ou(theta=1.0, mu=0.0, sigma=0.5):
+def ou(theta=1.0, mu=0.0, sigma=0.5, name="OU"):
     x = Symbol("x")
     th, m, s = Symbol("theta"), Symbol("mu"), Symbol("sigma")
-    return Model("OU", (x,), Matrix([th * (m - x)]), Matrix([[s]]), (Symbol("W"),),
+    return Model(name, (x,), Matrix([th * (m - x)]), Matrix([[s]]), (Symbol("W"),),
                  parameters=(param("theta", theta, True), param("mu", mu), param("sigma", sigma, True)))
 
 
-def gbm(calculus="ito"):
+def gbm(mu=0.05, sigma=0.2, calculus="ito"):
     S = Symbol("S")
-    mu, sg = Symbol("mu"), Symbol("sigma")
-    return Model("GBM", (S,), Matrix([mu * S]), Matrix([[sg * S]]), (Symbol("W"),),
-                 parameters=(param("mu", 0.05), param("sigma", 0.2, True)), calculus=calculus)
+    m, sg = Symbol("mu"), Symbol("sigma")
+    return Model("GBM", (S,), Matrix([m * S]), Matrix([[sg * S]]), (Symbol("W"),),
+                 parameters=(param("mu", mu), param("sigma", sigma, True)), calculus=calculus)
 
 
 def cir():
     v = Symbol("v")
     k, th, xi = Symbol("kappa"), Symbol("theta"), Symbol("xi")
     return Model("CIR", (v,), Matrix([k * (th - v)]), Matrix([[xi * sqrt(v)]]), (Symbol("W"),),
-                 parameters=(param("kappa", 2, True), param("theta", 0.04, True), param("xi", 0.3, True)))
+                 parameters=(param("kappa", 2.0, True), param("theta", 0.04, True), param("xi", 0.3, True)))
 
 
 def heston():

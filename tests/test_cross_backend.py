@@ -23,11 +23,8 @@ RTOL = 1e-6
 
 
 @pytest.fixture(autouse=True, scope="module")
-def float64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+def float64(jax_float64):
+    """Every test here runs in float64."""
 
 
 def jax_net(y, t):

@@ -8,10 +8,10 @@ from sdelang.model import Model
 
 def test_gbm_stratonovich_to_ito_known_drift():
     S, mu, sg = Symbol("S"), Symbol("mu"), Symbol("sigma")
-    ito = dm.gbm("stratonovich").to_ito()
+    ito = dm.gbm(calculus="stratonovich").to_ito()
     assert ito.calculus == "ito"
     assert sympy.expand(ito.drift[0] - (mu + sg ** 2 / 2) * S) == 0
-    assert ito.diffusion == dm.gbm("stratonovich").diffusion
+    assert ito.diffusion == dm.gbm(calculus="stratonovich").diffusion
 
 
 def test_gbm_round_trip():
@@ -28,7 +28,7 @@ def test_gbm_round_trip():
 def test_identity_for_own_calculus():
     m = dm.gbm()
     assert m.to_ito() is m
-    s = dm.gbm("stratonovich")
+    s = dm.gbm(calculus="stratonovich")
     assert s.to_stratonovich() is s
 
 

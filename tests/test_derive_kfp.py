@@ -66,7 +66,7 @@ def test_gbm_lognormal_transition_solves_kfp():
 
 def test_stratonovich_gbm_kfp_uses_ito_drift():
     S, mu, sg = Symbol("S"), Symbol("mu"), Symbol("sigma")
-    eq = dm.gbm("stratonovich").kfp()
+    eq = dm.gbm(calculus="stratonovich").kfp()
     P = p(S, t)
     by_hand = -sympy.diff((mu + sg ** 2 / 2) * S * P, S) + sympy.diff(sg ** 2 * S ** 2 * P, S, 2) / 2
     assert sympy.expand(eq.rhs - by_hand) == 0

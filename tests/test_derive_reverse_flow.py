@@ -107,8 +107,8 @@ def test_flow_with_state_dependent_D_has_half_divergence():
 
 
 def test_stratonovich_model_reversed_via_ito():
-    a = dm.gbm("stratonovich").reverse()
-    b = dm.gbm("stratonovich").to_ito().reverse()
+    a = dm.gbm(calculus="stratonovich").reverse()
+    b = dm.gbm(calculus="stratonovich").to_ito().reverse()
     assert sympy.expand(a.drift[0] - b.drift[0]) == 0 and a.calculus == "ito"
 
 

@@ -18,11 +18,8 @@ RTOL = 1e-10
 
 
 @pytest.fixture(autouse=True, scope="module")
-def float64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+def float64(jax_float64):
+    """Every test here runs in float64."""
 
 
 def compile_example(name, **params):

@@ -24,11 +24,8 @@ S2 = np.array([0.25, 0.04])  # data variances per component
 
 
 @pytest.fixture(autouse=True, scope="module")
-def float64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+def float64(jax_float64):
+    """Every test here runs in float64."""
 
 
 def alpha(t):

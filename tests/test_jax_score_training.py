@@ -32,11 +32,8 @@ S2 = np.array([0.25, 0.04])
 
 
 @pytest.fixture(autouse=True, scope="module")
-def float64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+def float64(jax_float64):
+    """Every test here runs in float64."""
 
 
 from sdelang_jax.score_model import ScoreModel  # noqa: E402

@@ -19,11 +19,8 @@ ALPHA = 1e-3
 
 
 @pytest.fixture(autouse=True, scope="module")
-def float64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+def float64(jax_float64):
+    """Every test here runs in float64."""
 
 
 def ou_chain_moments(x0, theta, mu, sigma, h, n):

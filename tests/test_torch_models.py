@@ -8,21 +8,12 @@ from sympy import Matrix, Symbol, sqrt
 
 from sdelang.model import Distribution, Interval, Model, Param, net_output
 
+from derive_models import cir, gbm, heston, ou, param  # noqa: F401  (re-exported to the torch tests)
+
 torch = pytest.importorskip("torch")
 
 t = Symbol("t")
 POSITIVE = Interval(sympy.S.Zero, sympy.S.Infinity)
-
-
-def param(name, value, positive=False, integer=False):
-    return Param(Symbol(name), sympy.sympify(value), POSITIVE if positive else None, integer)
-
-
-def ou(theta=1.0, mu=0.0, sigma=0.5, name="OU"):
-    x = Symbol("x")
-    th, m, s = Symbol("theta"), Symbol("mu"), Symbol("sigma")
-    return Model(name, (x,), Matrix([th * (m - x)]), Matrix([[s]]), (Symbol("W"),),
-                 parameters=(param("theta", theta, True), param("mu", mu), param("sigma", sigma, True)))
 
 
 def ou_elementwise(d=2, theta=1.0, sigma=0.5):
@@ -32,30 +23,6 @@ def ou_elementwise(d=2, theta=1.0, sigma=0.5):
     return Model("OUd", (x,), Matrix([-th * x]), Matrix([[s]]), (Symbol("W"),),
                  parameters=(param("d", d, integer=True), param("theta", theta, True), param("sigma", sigma, True)),
                  dimension=Symbol("d"))
-
-
-def gbm(mu=0.05, sigma=0.2, calculus="ito"):
-    S = Symbol("S")
-    m, sg = Symbol("mu"), Symbol("sigma")
-    return Model("GBM", (S,), Matrix([m * S]), Matrix([[sg * S]]), (Symbol("W"),),
-                 parameters=(param("mu", mu), param("sigma", sigma, True)), calculus=calculus)
-
-
-def cir():
-    v = Symbol("v")
-    k, th, xi = Symbol("kappa"), Symbol("theta"), Symbol("xi")
-    return Model("CIR", (v,), Matrix([k * (th - v)]), Matrix([[xi * sqrt(v)]]), (Symbol("W"),),
-                 parameters=(param("kappa", 2.0, True), param("theta", 0.04, True), param("xi", 0.3, True)))
-
-
-def heston():
-    S, v = Symbol("S"), Symbol("v")
-    mu, k, th, xi, rho = (Symbol(n) for n in ("mu", "kappa", "theta", "xi", "rho"))
-    drift = Matrix([mu * S, k * (th - v)])
-    G = Matrix([[sqrt(v) * S, 0], [xi * sqrt(v) * rho, xi * sqrt(v) * sqrt(1 - rho ** 2)]])
-    return Model("Heston", (S, v), drift, G, (Symbol("W1"), Symbol("W2")),
-                 parameters=(param("mu", 0.05), param("kappa", 2.0, True), param("theta", 0.04, True),
-                             param("xi", 0.3, True), param("rho", -0.7)))
 
 
 def vp_beta():
