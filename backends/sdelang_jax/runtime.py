@@ -10,7 +10,7 @@ prior and perturbation kernel when the model has them). Everything generic lives
   ΔW_k ~ N(0, h I), run by a jitted ``jax.lax.scan`` (see :mod:`sdelang_jax.simulate`);
 - ``log_prob``: log p_{t0}(x) = log p_{t1}(x(t1)) + ∫ ∇·v dt along the probability-flow ODE
   (see :mod:`sdelang_jax.likelihood`);
-- ``dsm_loss``: denoising score matching (see :mod:`sdelang_jax.score_matching`);
+- ``dsm_loss``: denoising score matching (see :mod:`sdelang_jax.score_training`);
 - ``reverse()`` / ``probability_flow()``: compiled modules of the derived models, sharing this
   module's parameters and networks (generated on first use and cached per class).
 
@@ -204,8 +204,8 @@ class CompiledModel(eqx.Module):
         raise NotImplementedError(f"{self.model_name} declares no prior")
 
     def dsm_loss(self, x0, t_min=1e-3, weighting="sigma2", *, key=None, seed=0):
-        """Denoising score matching with the attached ``score`` net (see score_matching)."""
-        from .score_matching import dsm_loss
+        """Denoising score matching with the attached ``score`` net (see score_training)."""
+        from .score_training import dsm_loss
 
         return dsm_loss(self, x0, t_min=t_min, weighting=weighting, key=key, seed=seed)
 

@@ -176,33 +176,20 @@ class CompiledModule(nn.Module):
     def dsm_loss(self, x0: torch.Tensor, t_min: float = 1e-3, weighting: str = "sigma2",
                  seed: Optional[int] = None) -> torch.Tensor:
         """Denoising score matching with the attached ``score`` net, averaged over the batch:
-        t ~ U(t0 + t_min, t1), ε ~ N(0, I), x_t = mean(x0, t) + σ_t ε and
+        t ~ U(t0 + t_min, t1), ε ~ N(0, I), x_t = mean(x0, t) + σ_t ε and, for a diagonal kernel,
 
         "sigma2":     ||σ_t s(x_t, t) + ε||²           (λ = σ_t²),
-        "likelihood": Σ_i g_i(t)² (s_i + ε_i/σ_{t,i})²  (λ = g², Song et al. 2021).
+        "likelihood": Σ_i g_i(t)² (s_i + ε_i/σ_{t,i})²  (λ = g², Song et al. 2021),
+
+        full (coupled) kernels via a Cholesky factor (:func:`sdelang_torch.score_training.dsm_loss`).
         """
-        if getattr(self, "kernel_kind", None) != "diagonal":
-            raise NotImplementedError("dsm_loss needs a diagonal Gaussian perturbation kernel")
+        from .score_training import dsm_loss
+
         generator = None
         if seed is not None:
             generator = torch.Generator(device=x0.device)
             generator.manual_seed(int(seed))
-        u = torch.rand(x0.shape[0], generator=generator, dtype=x0.dtype, device=x0.device)
-        t = (self.t0 + t_min) + (self.t1 - self.t0 - t_min) * u
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-        mean, std = self.perturbation_kernel(x0, t)
-        xt = mean + std * eps
-        score = self.nets_by_name["score"](xt, t)
-        if weighting == "sigma2":
-            per_sample = ((std * score + eps) ** 2).sum(-1)
-        elif weighting == "likelihood":
-            if getattr(self, "noise_type", None) != "diagonal":
-                raise NotImplementedError("likelihood weighting needs diagonal noise")
-            g2 = self.g(t, xt) ** 2
-            per_sample = (g2 * (score + eps / std) ** 2).sum(-1)
-        else:
-            raise ValueError(f"weighting must be 'sigma2' or 'likelihood', got {weighting!r}")
-        return per_sample.mean()
+        return dsm_loss(self, x0, t_min=t_min, weighting=weighting, generator=generator)
 
     # ------------------------------------------------------------------ likelihood
     def _velocity_module(self) -> "CompiledModule":

@@ -17,13 +17,17 @@ import torch
 def divergence(v: torch.Tensor, x: torch.Tensor, eps: Optional[torch.Tensor], create_graph: bool) -> torch.Tensor:
     """∇·v per batch row for v = v(x) of shape (batch, n): exact when ``eps`` is None (n vector–
     Jacobian products), else Hutchinson εᵀ (∂v/∂x) ε."""
+    if not v.requires_grad:  # v does not depend on x (e.g. VE's zero drift)
+        return torch.zeros_like(v[:, 0])
     if eps is not None:
-        (vjp,) = torch.autograd.grad(v, x, eps, create_graph=create_graph)
+        (vjp,) = torch.autograd.grad(v, x, eps, create_graph=create_graph, allow_unused=True,
+                                     materialize_grads=True)
         return (vjp * eps).sum(-1)
     total = torch.zeros_like(v[:, 0])
     n = v.shape[1]
     for i in range(n):
-        (row,) = torch.autograd.grad(v[:, i].sum(), x, create_graph=create_graph, retain_graph=True)
+        (row,) = torch.autograd.grad(v[:, i].sum(), x, create_graph=create_graph, retain_graph=True,
+                                     allow_unused=True, materialize_grads=True)
         total = total + row[:, i]
     return total
 
