@@ -83,7 +83,6 @@ def diffrax_hand(module, x0, key):
 @jax.jit
 def scan_ou(x0, key, theta, sigma):
     def step(y, k):
-        t = k.astype(y.dtype) * DT
         dw = jnp.sqrt(jnp.asarray(DT, y.dtype)) * jax.random.normal(jax.random.fold_in(key, k), y.shape, y.dtype)
         return y + (-theta * y) * DT + sigma * dw, None
 

@@ -16,14 +16,14 @@ import argparse
 import math
 import os
 import platform
-import statistics
 import sys
-import time
 
 import torch
 import torchdiffeq
 
 import sdelang
+from harness import paired_medians
+
 from sdelang_torch import ScoreMLP
 from sdelang_torch.score_sampling import sample_em, sample_ode, sample_pc
 
@@ -87,21 +87,6 @@ def hand_ode(net, x):
     ts = torch.tensor([1.0, T_MIN], dtype=x.dtype, device=x.device)
     out = torchdiffeq.odeint(flow, x, ts, rtol=1e-5, atol=1e-5, method="dopri5", options={"step_t": ts[-1:]})
     return out[-1], flow.calls
-
-
-def paired_medians(ours, reference, repeats, sync):
-    """Median seconds of each, run alternately after one warm-up each (a busy machine slows both)."""
-    for fn in (ours, reference):
-        fn()
-        sync()
-    times = ([], [])
-    for _ in range(repeats):
-        for fn, out in zip((ours, reference), times):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            out.append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main(argv=None):

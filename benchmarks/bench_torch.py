@@ -16,14 +16,14 @@ import argparse
 import math
 import os
 import platform
-import statistics
 import sys
-import time
 
 import sympy
 import torch
 import torchsde
 from sympy import Matrix, Symbol, sqrt
+
+from harness import paired_medians
 
 from sdelang.model import Distribution, Model, Net, Param, net_output
 from sdelang_torch import ScoreMLP, backend
@@ -82,22 +82,6 @@ def hand_vp_reverse_loop(net, x0, steps, h, seed):
         dW = torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device) * math.sqrt(h)
         y = y + h * (0.5 * beta * y + beta * score) + math.sqrt(beta) * dW
     return y
-
-
-def paired_medians(ours, reference, repeats, sync):
-    """Median seconds of ``ours`` and ``reference``, run alternately (after one warm-up each) so
-    that a busy shared machine slows both alike."""
-    for fn in (ours, reference):
-        fn()
-        sync()
-    times = ([], [])
-    for _ in range(repeats):
-        for fn, out in zip((ours, reference), times):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            out.append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main(argv=None):

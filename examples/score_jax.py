@@ -24,39 +24,12 @@ import time
 import jax
 import numpy as np
 
-from sdelang.check.two_sample import energy_distance_test
 from sdelang.toy_data import TOY_DATA, sample_toy
 from sdelang_jax.score_model import ScoreModel
 
+from score_report import energy, plot
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-PERMUTATIONS = 499
-
-
-def energy(x: np.ndarray, y: np.ndarray, seed: int) -> tuple:
-    """(energy distance, permutation p-value) between two (n, 2) samples."""
-    return energy_distance_test(x, y, PERMUTATIONS, np.random.default_rng(seed))
-
-
-def plot(path: str, data: np.ndarray, results: dict, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.2), sharex=True, sharey=True)
-    for ax, (name, samples) in zip(np.atleast_1d(axes), results.items()):
-        ax.scatter(data[:, 0], data[:, 1], s=2, c="0.75", label="data")
-        ax.scatter(samples[:, 0], samples[:, 1], s=2, c="C1", alpha=0.6, label="samples")
-        ax.set_title(name)
-        ax.set_xlim(-3.5, 3.5)
-        ax.set_ylim(-3.5, 3.5)
-        ax.set_aspect("equal")
-    np.atleast_1d(axes)[0].legend(loc="upper left", markerscale=4)
-    fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def run(sde: str, data_name: str, steps: int, sample_steps: int, n: int, snr: float) -> None:
@@ -93,7 +66,7 @@ def run(sde: str, data_name: str, steps: int, sample_steps: int, n: int, snr: fl
     print(f"held-out NLL (probability-flow ODE, exact trace, {len(log_p)} points): {nll:.3f} ± {se:.3f} nats "
           f"= {bpd:.3f} bits/dim ({time.perf_counter() - start:.1f} s; continuous data, no dequantisation)")
     path = os.path.join(HERE, "out", f"score_jax_{sde}.png")
-    plot(path, fresh, samples, f"{sde.upper()} SDE (JAX), {data_name}: samples (orange) over data (grey)")
+    plot(path, fresh, samples, f"{sde.upper()} SDE (JAX), {data_name}: samples (orange) over data (grey)", color="C1")
     print(f"plot: {os.path.relpath(path)}")
 
 

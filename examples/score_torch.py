@@ -27,39 +27,12 @@ import time
 import numpy as np
 import torch
 
-from sdelang.check.two_sample import energy_distance_test
 from sdelang.toy_data import TOY_DATA, eight_gaussians_log_density, sample_toy
 from sdelang_torch.score_model import ScoreModel
 
+from score_report import energy, plot
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-PERMUTATIONS = 499
-
-
-def energy(x: np.ndarray, y: np.ndarray, seed: int) -> tuple:
-    """(energy distance, permutation p-value) between two (n, 2) samples."""
-    return energy_distance_test(x, y, PERMUTATIONS, np.random.default_rng(seed))
-
-
-def plot(path: str, data: np.ndarray, results: dict, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.2), sharex=True, sharey=True)
-    for ax, (name, samples) in zip(np.atleast_1d(axes), results.items()):
-        ax.scatter(data[:, 0], data[:, 1], s=2, c="0.75", label="data")
-        ax.scatter(samples[:, 0], samples[:, 1], s=2, c="C0", alpha=0.6, label="samples")
-        ax.set_title(name)
-        ax.set_xlim(-3.5, 3.5)
-        ax.set_ylim(-3.5, 3.5)
-        ax.set_aspect("equal")
-    np.atleast_1d(axes)[0].legend(loc="upper left", markerscale=4)
-    fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def run(sde: str, data_name: str, steps: int, sample_steps: int, n: int) -> None:

@@ -74,7 +74,6 @@ def test_linearised_bias_is_exact_for_a_linear_model_up_to_its_safety_factor():
     dyn = Dynamics.from_model(m, 2)
     assert not dyn.decoupled
     bias = step_bias(dyn, h, 4000, 16000, np.zeros((10, 2)))
-    a = np.eye(2) + h * np.array([[-theta, omega], [-omega, -theta]])
     # Σ_h = a Σ_h aᵀ + h I with a = (1 - θh) I + ωh J  ⇒  Σ_h = h / (1 - (1-θh)² - (ωh)²) I
     v_h, v_0 = h / (1 - (1 - theta * h) ** 2 - (omega * h) ** 2), 1 / (2 * theta)
     assert bias.second_moment_shift == pytest.approx(3.0 * (v_h - v_0), rel=1e-8)

@@ -57,7 +57,7 @@ def test_elementwise_half_g_gprime():
 def test_heston_correction_general_noise():
     """Heston read as Stratonovich: c_S = ½ (G_S1 ∂_S G_S1 + G_v1 ∂_v G_S1) = ½ (v S + ξ ρ S / 2)."""
     S, v = Symbol("S"), Symbol("v")
-    xi, rho, k, th = Symbol("xi"), Symbol("rho"), Symbol("kappa"), Symbol("theta")
+    xi, rho = Symbol("xi"), Symbol("rho")
     strat = dm.heston().replace(calculus="stratonovich")
     c = strat.to_ito().drift - strat.drift
     assert sympy.simplify(c[0] - (v * S + xi * rho * S / 2) / 2) == 0

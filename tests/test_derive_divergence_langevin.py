@@ -1,7 +1,7 @@
 """divergence() of ODE models and the Langevin / complete-recipe constructor."""
 import pytest
 import sympy
-from sympy import Matrix, Symbol, exp, sqrt
+from sympy import Matrix, Symbol, exp
 
 import derive_models as dm
 from sdelang import DerivationError

@@ -2,7 +2,7 @@
 import time
 
 import sympy
-from sympy import Integer, Symbol
+from sympy import Integer
 
 import derive_models as dm
 

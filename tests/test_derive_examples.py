@@ -4,7 +4,7 @@ import os
 
 import pytest
 import sympy
-from sympy import Symbol, exp
+from sympy import exp
 
 import sdelang
 

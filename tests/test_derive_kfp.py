@@ -2,7 +2,7 @@
 import random
 
 import sympy
-from sympy import Derivative, Function, Matrix, Rational, Symbol, exp, log, pi, sqrt
+from sympy import Derivative, Function, Symbol, exp, log, pi, sqrt
 
 import derive_models as dm
 

@@ -1,7 +1,7 @@
 """Gaussian marginals of affine SDEs against Song et al. (2021) closed forms and Lyapunov ODEs."""
 import pytest
 import sympy
-from sympy import Symbol, exp, sqrt
+from sympy import Symbol, exp
 
 import derive_models as dm
 from sdelang import DerivationError

@@ -1,7 +1,7 @@
 """Reverse-time SDE and probability-flow ODE: structure, time convention and exact-score checks."""
 import pytest
 import sympy
-from sympy import Matrix, Symbol, exp, log, sqrt
+from sympy import Matrix, Symbol, exp, log
 
 import derive_models as dm
 from sdelang import DerivationError

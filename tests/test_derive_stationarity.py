@@ -1,7 +1,7 @@
 """check_stationary: proofs, failures and the complete-recipe family (forward, reverse, flow)."""
 import pytest
 import sympy
-from sympy import Matrix, Rational, Symbol, exp, log, sqrt
+from sympy import Matrix, Symbol, exp, sqrt
 
 import derive_models as dm
 from sdelang import DerivationError

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sdelang
 from sdelang import Model, SpecError
 from sdelang.loader import parse
 from sdelang.model import build

@@ -37,7 +37,7 @@ def float64(jax_float64):
 
 
 from sdelang_jax.score_model import ScoreModel  # noqa: E402
-from sdelang_jax.score_sampling import langevin_correct, sample, sample_em, sample_ode, sample_pc  # noqa: E402
+from sdelang_jax.score_sampling import langevin_correct, sample, sample_pc  # noqa: E402
 from sdelang_jax.score_training import EMA, ScoreTrainer, dsm_loss, ssm_loss, trainable, with_score  # noqa: E402
 
 

@@ -2,7 +2,6 @@
 calculus, adjoints), and the fused ``simulate`` (sub-stepping, gradients)."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import sympy

@@ -23,7 +23,6 @@ NFE (score-network evaluations) is counted, not assumed:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 

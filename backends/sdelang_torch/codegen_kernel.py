@@ -9,7 +9,7 @@ depends on its own x_0 component only (VP, VE, sub-VP, OU; elementwise models al
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List
 
 import sympy
 

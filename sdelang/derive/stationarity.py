@@ -19,7 +19,7 @@ digits: a clearly non-zero value means "fails", values all ≈ 0 leave it "undec
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import sympy
