@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import sympy
 
+from sdelang.emit.embedded_spec import spec_text
 from sdelang.emit.lower import Block, lower_block, numeric_params, python_name
 from sdelang.emit.printer import ArrayExprPrinter, print_block
 
@@ -35,7 +36,7 @@ CLASS_MEMBERS = frozenset(
         "perturbation_kernel", "prior_log_prob", "prior_sample", "dsm_loss", "log_prob",
         "dimension", "model_name", "state_names", "param_names", "net_names", "n_states",
         "n_brownians", "is_sde", "elementwise", "calculus", "noise_type", "diagonal_noise", "t0",
-        "t1", "sdelang_model", "has_prior", "has_kernel", "kernel_is_diagonal",
+        "t1", "sdelang_model", "sdelang_spec", "has_prior", "has_kernel", "kernel_is_diagonal",
     }
 )
 
@@ -446,6 +447,7 @@ def emit_source(model) -> str:
         f"    calculus = {model.calculus!r}",
         f"    noise_type = {model.noise_type!r}",
         f"    diagonal_noise = {diagonal!r}",
+        f"    sdelang_spec = {spec_text(model)!r}",
         "",
     ]
     required = [field_name(p.name) for p in model.parameters if p.value is None]

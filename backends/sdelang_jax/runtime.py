@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
+from sdelang.emit.embedded_spec import model_from_spec
+
 
 class MissingNetError(RuntimeError):
     """A generated module called a network that was not attached at construction."""
@@ -77,6 +79,13 @@ def _derived_cache(cls) -> dict:
     return cache
 
 
+def _score_argument(score, nets: dict):
+    """A network passed as ``score`` becomes the learned ``score`` net of the derived module."""
+    if callable(score):
+        return None, {**nets, "score": score}
+    return score, nets
+
+
 class CompiledModel(eqx.Module):
     """Generic behaviour of every generated JAX module (see the module docstring)."""
 
@@ -97,6 +106,7 @@ class CompiledModel(eqx.Module):
     kernel_is_diagonal: ClassVar[bool] = True
     # The sympy Model this class was generated from (attached by the loader, not in the source).
     sdelang_model: ClassVar[Any] = None
+    sdelang_spec: ClassVar[Optional[str]] = None
 
     # ------------------------------------------------------------------ shapes and terms
     @property
@@ -165,10 +175,7 @@ class CompiledModel(eqx.Module):
         cache = _derived_cache(cls)
         if kind not in cache:
             if cls.sdelang_model is None:
-                raise RuntimeError(
-                    f"{kind}() needs the sdelang Model: compile with sdelang (model.compile('jax')) "
-                    "rather than executing generated source by hand"
-                )
+                cls.sdelang_model = model_from_spec(cls.sdelang_spec, f"{kind.split(':')[0]}()")
             from .loader import load_class
 
             cache[kind] = load_class(build(cls.sdelang_model))
@@ -180,11 +187,15 @@ class CompiledModel(eqx.Module):
     def reverse(self, score=None, **nets):
         """The compiled reverse-time SDE (``Model.reverse(score=...)``) in its own time s = T - t,
         sharing this module's parameters and networks. ``score=None``: the learned net ``score``
-        (attached here or passed in ``nets``); ``score="p"``: the exact score of density p."""
+        (attached here or passed in ``nets``); ``score="p"``: the exact score of density p;
+        a callable ``score``: that network as the learned score."""
+        score, nets = _score_argument(score, nets)
         return self._derived(f"reverse:{score}", lambda m: m.reverse(score=score), nets)
 
     def probability_flow(self, score=None, **nets):
-        """The compiled probability-flow ODE dx/dt = f - ½∇·D - ½ D ∇log p_t (same marginals)."""
+        """The compiled probability-flow ODE dx/dt = f - ½∇·D - ½ D ∇log p_t (same marginals);
+        ``score`` as for :meth:`reverse`."""
+        score, nets = _score_argument(score, nets)
         return self._derived(f"flow:{score}", lambda m: m.probability_flow(score=score), nets)
 
     # ------------------------------------------------------------------ affine models

@@ -10,6 +10,7 @@ from typing import List
 
 import sympy
 
+from sdelang.emit.embedded_spec import spec_text
 from sdelang.emit.lower import numeric_params, python_name
 
 from .codegen_kernel import kernel_methods
@@ -76,6 +77,7 @@ def _class_attributes(model, table) -> List[str]:
         ("calculus", model.calculus),
         ("t0", _number(model.t0, model)),
         ("t1", _number(model.t1, model)),
+        ("sdelang_spec", spec_text(model)),
     ]
     if not model.is_ode:
         attrs = [("noise_type", torchsde_noise_type(model)),

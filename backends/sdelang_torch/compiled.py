@@ -13,6 +13,8 @@ from typing import Callable, Dict, Optional
 import torch
 from torch import nn
 
+from sdelang.emit.embedded_spec import model_from_spec
+
 from .likelihood import flow_log_prob
 from .simulate import euler_maruyama
 
@@ -39,6 +41,7 @@ class CompiledModule(nn.Module):
     ones) and ``model`` (the sdelang Model it was generated from, set by the backend)."""
 
     param_defaults: Dict[str, object] = {}
+    sdelang_spec: Optional[str] = None  # the model's .sde text (generated code sets it)
     net_names: tuple = ()
     extra_net_names: tuple = ()
     elementwise = False
@@ -103,27 +106,35 @@ class CompiledModule(nn.Module):
 
     # ------------------------------------------------------------------ derived modules
     def _derived_module(self, kind: str, score):
+        """``score``: None (the attached ``score`` net), a declared density's name, or a network
+        (callable net(x, t)) attached to this derived module only (not cached)."""
+        net = None
+        if callable(score):
+            net, score = score, None
         key = (kind, score)
-        if key not in self._derived:
+        if net is not None or key not in self._derived:
             if self.model is None:
-                raise RuntimeError("this module was not built by sdelang_torch.backend.compile, so it has no model")
+                self.model = model_from_spec(self.sdelang_spec, f"{kind}()")
             from .backend import backend
 
             derived_model = getattr(self.model, kind)(score=score)
             params = {p.name: self.param_values[p.name] for p in derived_model.parameters if p.name in self.param_values}
             nets = {n.name: self.nets_by_name[n.name] for n in derived_model.nets
                     if n.name in self.nets_by_name and not isinstance(self.nets_by_name[n.name], MissingNet)}
+            if net is not None:
+                nets["score"] = net
+                return backend.compile(derived_model, **nets, **params)
             self._derived[key] = backend.compile(derived_model, **nets, **params)
         return self._derived[key]
 
     def reverse(self, score=None) -> "CompiledModule":
         """The compiled reverse-time SDE (``model.reverse(score)``), in its own time s = T - t,
-        sharing this module's networks and parameter values."""
+        sharing this module's networks and parameter values; ``score`` may also be a network."""
         return self._derived_module("reverse", score)
 
     def probability_flow(self, score=None) -> "CompiledModule":
         """The compiled probability-flow ODE (``model.probability_flow(score)``), sharing networks
-        and parameter values."""
+        and parameter values; ``score`` may also be a network."""
         return self._derived_module("probability_flow", score)
 
     # ------------------------------------------------------------------ priors and kernels
