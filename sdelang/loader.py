@@ -20,8 +20,30 @@ def parse(text: str, *, path: Optional[str] = None, **overrides) -> Model:
     spec = parse_spec(text, path=path)
     model = build_model(spec, text=text, path=path)
     if overrides:
-        model = model.with_params(**overrides)
+        try:
+            model = model.with_params(**overrides)
+        except SpecError as err:
+            raise _at_declaration(err, spec, overrides, text, path) from None
     return model
+
+
+def _at_declaration(err: SpecError, spec, overrides, text: str, path) -> SpecError:
+    """The override's error, located at the declaration of the parameter it names (if any)."""
+    from .syntax import ast
+
+    err.path = err.path or path
+    if err.line is None:
+        for statement in spec.statements:
+            if not isinstance(statement, ast.ParamDecl):
+                continue
+            for item in statement.items:
+                named = f"'{item.name.name}'" in err.message or len(overrides) == 1
+                if item.name.name in overrides and named:
+                    err.line, err.column = item.name.span.line, item.name.span.column
+                    break
+            if err.line is not None:
+                break
+    return err.located(text=text)
 
 
 def load(path: Union[str, "os.PathLike[str]"], **overrides) -> Model:

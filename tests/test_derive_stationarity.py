@@ -105,17 +105,21 @@ def test_liouville_for_ode_models():
 
 
 def test_time_dependent_density_includes_dt_log_p():
-    """The OU transition density from x0 solves the KFP (residual includes -∂t log p)."""
+    """The OU transition density from x0 solves the KFP (transient=True: the residual includes
+    -∂t log p) but is not stationary (it changes in time)."""
     x0 = Symbol("x0")
     mean = mu + (x0 - mu) * exp(-theta * t)
     var = sigma ** 2 / (2 * theta) * (1 - exp(-2 * theta * t))
-    r = dm.ou().check_stationary(exp(-(x - mean) ** 2 / (2 * var)) / sqrt(var))
+    p_t = exp(-(x - mean) ** 2 / (2 * var)) / sqrt(var)
+    r = dm.ou().check_stationary(p_t, transient=True)
     assert r.status in ("holds", "undecided")
     assert r.time_dependent
     if r.status == "undecided":
         assert r.spot_checks and not r.holds
-    wrong = dm.ou().check_stationary(exp(-(x - mean) ** 2 / (2 * var)))  # missing 1/sqrt(var)
+    wrong = dm.ou().check_stationary(exp(-(x - mean) ** 2 / (2 * var)), transient=True)  # missing 1/sqrt(var)
     assert wrong.status == "fails"
+    stationary_claim = dm.ou().check_stationary(p_t)
+    assert stationary_claim.status == "fails" and "depends on time" in stationary_claim.method
 
 
 def test_elementwise_stationarity_residual_is_a_sum():
@@ -143,3 +147,4 @@ def test_log_density_residual_equals_kfp_over_p():
     from sdelang.derive import kfp_rhs
     direct = kfp_rhs(m, exp(ell)) / exp(ell)
     assert sympy.simplify(sympy.expand(direct - log_density_residual(m, ell))) == 0
+

@@ -377,3 +377,8 @@ def test_latex_and_text_of_examples_and_derived_models(path):
 def test_text_summary_of_an_unprintable_model_does_not_fail():
     bad = ou().replace(drift=sympy.Matrix([sympy.Integral(x, (x, 0, 1)) + sympy.cosh(x)]))
     assert "Integral" in str(bad)
+
+
+def test_text_writes_the_coefficient_of_a_stratonovich_increment():
+    m = sdelang.parse("model S {\n state x\n calculus stratonovich\n dx = -x dt + dW\n}")
+    assert "1 ∘ dW" in str(m) and "+ ∘" not in str(m)

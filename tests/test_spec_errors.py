@@ -338,3 +338,42 @@ def test_binary_file(tmp_path):
 def test_non_text_argument():
     with pytest.raises(SpecError):
         parse(b"model M { state x }")  # type: ignore[arg-type]
+
+
+OVERRIDDEN = """model M {
+    time t in [0, T]
+    state x[d]
+    param d: int = 2
+    param T = 1.0 in (0, inf)
+    param s = 0.5
+    dx = -x dt + dW
+    init x ~ Normal(0, s)
+}"""
+
+
+@pytest.mark.parametrize(
+    "override, line, fragment",
+    [
+        ({"d": 0}, 4, "at least 1"),
+        ({"d": 2.5}, 4, ": int"),
+        ({"T": -1.0}, 5, "outside its interval"),
+        ({"s": 0.0}, 6, "must be positive"),
+    ],
+)
+def test_overrides_are_checked_like_literal_values(tmp_path, override, line, fragment):
+    """An override gets the checks a literal value gets, located at the parameter's declaration;
+    the model it would give cannot be printed and parsed back otherwise."""
+    path = tmp_path / "m.sde"
+    path.write_text(OVERRIDDEN)
+    with pytest.raises(SpecError) as info:
+        sdelang.load(path, **override)
+    err = info.value
+    assert err.path == str(path) and err.line == line and err.column == 11
+    assert fragment in err.message and "^" in str(err)
+
+
+def test_overridden_time_interval_must_not_be_empty():
+    m = OVERRIDDEN.replace("in (0, inf)", "")
+    with pytest.raises(SpecError, match="empty"):
+        sdelang.parse(m, T=0.0)
+    assert sdelang.parse(m, T=3.0).param_values["T"] == 3.0

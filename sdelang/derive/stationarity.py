@@ -4,10 +4,12 @@ With ℓ = log p and D = G Gᵀ (Itô drift f), dividing the KFP right-hand side
 
     r = -Σ_i [∂_i f_i + f_i ∂_i ℓ]
         + ½ Σ_ij [∂_i∂_j D_ij + ∂_i D_ij ∂_j ℓ + ∂_j D_ij ∂_i ℓ + D_ij (∂_i∂_j ℓ + ∂_i ℓ ∂_j ℓ)]
-        - ∂_t ℓ                                    (the last term only when p depends on t)
+        - ∂_t ℓ                                    (only with ``transient=True``)
 
-(from ∂_j(D_ij p) = p (∂_j D_ij + D_ij ∂_j ℓ), differentiated once more in x_i). p solves the KFP
-iff r ≡ 0. Working with ℓ keeps Gaussians and Gibbs densities polynomial. For an ODE model
+(from ∂_j(D_ij p) = p (∂_j D_ij + D_ij ∂_j ℓ), differentiated once more in x_i). p is stationary
+iff ∂_t p ≡ 0 and the KFP right-hand side vanishes, i.e. ∂_t ℓ ≡ 0 and r ≡ 0 without the last
+term; a time-dependent p_t that solves the KFP (r ≡ 0 with the last term) is checked with
+``transient=True``. Working with ℓ keeps Gaussians and Gibbs densities polynomial. For an ODE model
 (D = 0) this is Liouville's equation. For an elementwise model p is a product of per-component
 factors p(x_i), r = Σ_i r_1(x_i), and r ≡ 0 iff the per-component r_1 ≡ 0.
 
@@ -82,8 +84,9 @@ class StationarityResult:
                 f"    {self.residual}\ncould not be simplified to 0 ({self.method}).{tail}")
 
 
-def log_density_residual(model, log_p: sympy.Expr) -> sympy.Expr:
-    """r = (KFP rhs)/p - ∂_t log p for ℓ = log p (any symbols; see the module docstring)."""
+def log_density_residual(model, log_p: sympy.Expr, transient: bool = True) -> sympy.Expr:
+    """r = (KFP rhs)/p - ∂_t log p for ℓ = log p (without ∂_t log p unless ``transient``;
+    any symbols; see the module docstring)."""
     m = to_ito(model)
     xs, f, D = m.states, m.drift, diffusion_tensor(m.diffusion)
     n = len(xs)
@@ -100,7 +103,7 @@ def log_density_residual(model, log_p: sympy.Expr) -> sympy.Expr:
                 + sympy.diff(D[i, j], xs[j]) * dl[i]
                 + D[i, j] * (sympy.diff(dl[j], xs[i]) + dl[i] * dl[j])
             )
-    return r - sympy.diff(log_p, m.time)
+    return r - sympy.diff(log_p, m.time) if transient else r
 
 
 def _log_of(p: sympy.Expr) -> sympy.Expr:
@@ -193,10 +196,11 @@ def _spot_checks(r: sympy.Expr, model, samples: int, seed: int):
     return checks
 
 
-def check_stationary(model, p, *, log: bool = False, max_ops: int = 400, samples: int = 8,
-                     seed: int = 0) -> StationarityResult:
-    """Check that p (a declared density's name, or a sympy expression in the states and possibly t)
-    solves the model's KFP; with ``log=True`` an expression is taken as log p."""
+def check_stationary(model, p, *, log: bool = False, transient: bool = False, max_ops: int = 400,
+                     samples: int = 8, seed: int = 0) -> StationarityResult:
+    """Check that p (a declared density's name, or a sympy expression in the states) is stationary:
+    ∂_t p ≡ 0 and the KFP right-hand side at p ≡ 0. With ``transient=True`` p may depend on t and
+    the check is that p_t solves the KFP, ∂_t p = rhs. With ``log=True`` an expression is log p."""
     if isinstance(p, str):
         density = resolve_density(model, p)
         shown, log_p = density.density_expr, density.log_expr
@@ -218,12 +222,19 @@ def check_stationary(model, p, *, log: bool = False, max_ops: int = 400, samples
         log_p = sympy.expand_log(log_p.xreplace(public_to_assumed), force=True)
     if not log_p.free_symbols & set(assumed_model.states):
         raise DerivationError(f"the density {shown} does not depend on the states of {model.name}")
-    time_dependent = log_p.has(assumed_model.time)
-
-    raw = log_density_residual(assumed_model, log_p)
-    reduced, method = _reduce(raw, max_ops)
+    time_dependent = transient and log_p.has(assumed_model.time)
     common = dict(model_name=model.name, density=shown, time_dependent=time_dependent,
                   elementwise=model.elementwise, is_ode=model.is_ode)
+    if not transient and log_p.has(assumed_model.time):
+        changes, _ = _reduce(sympy.diff(log_p, assumed_model.time), max_ops)
+        if changes != 0:
+            return StationarityResult(
+                residual=changes.xreplace(assumed_to_public), status=FAILS,
+                method="p depends on time: ∂t log p is not 0 (pass transient=True to check that "
+                       "p_t solves the Fokker–Planck equation)", **common)
+
+    raw = log_density_residual(assumed_model, log_p, transient=transient)
+    reduced, method = _reduce(raw, max_ops)
     if reduced == 0:
         return StationarityResult(residual=sympy.S.Zero, status=HOLDS, method=method, **common)
 

@@ -247,9 +247,11 @@ class Model:
 
     def with_params(self, **values) -> "Model":
         """The same model with new parameter values (checked against their intervals)."""
-        from .parameters import override_parameters
+        from .parameters import check_overridden_model, override_parameters
 
-        return self.replace(parameters=override_parameters(self.parameters, values, path=self.path))
+        model = self.replace(parameters=override_parameters(self.parameters, values, path=self.path))
+        check_overridden_model(model)
+        return model
 
     def param_substitution(self) -> Dict[sympy.Symbol, Expr]:
         """{symbol: value} for every parameter that has a value (for numeric work)."""

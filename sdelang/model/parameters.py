@@ -1,4 +1,6 @@
-"""Parameter overrides: ``sdelang.load(path, theta=2.0)`` checks each value against its declaration."""
+"""Parameter overrides: ``sdelang.load(path, theta=2.0)`` checks each value against its declaration,
+and the overridden model against what the parser checks of literal values (sizes, time interval,
+Normal scales)."""
 from __future__ import annotations
 
 from typing import Dict, Iterable, Optional, Tuple
@@ -37,3 +39,28 @@ def override_parameters(
             )
         params[by_name[name]] = Param(p.symbol, value, p.interval, p.integer)
     return tuple(params)
+
+
+def _numeric(expr, values):
+    value = sympy.sympify(expr).xreplace(values)
+    return value if value.is_number else None
+
+
+def check_overridden_model(model) -> None:
+    """SpecError unless the model's parameter values make sense where they are used: an
+    elementwise size d >= 1, a time interval t0 < t1, Normal scales > 0 for init and prior."""
+    values = model.param_substitution()
+    if model.dimension is not None:
+        d = _numeric(model.dimension, values)
+        if d is not None and d < 1:
+            raise SpecError(f"the size '{model.dimension}' = {d} must be at least 1", path=model.path)
+    t0, t1 = _numeric(model.t0, values), _numeric(model.t1, values)
+    if t0 is not None and t1 is not None and not t0 < t1:
+        raise SpecError(f"the time interval [{t0}, {t1}] is empty: its start must be below its end",
+                        path=model.path)
+    for which, laws in (("init", model.init), ("prior", model.prior)):
+        for state, law in laws:
+            scale = _numeric(law.scale, values) if law.kind == "normal" else None
+            if scale is not None and not scale > 0:
+                raise SpecError(f"{which} {state} ~ Normal(..., scale): the scale {scale} must be positive",
+                                path=model.path)

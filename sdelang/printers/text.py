@@ -15,7 +15,7 @@ from typing import List, Tuple
 
 from ..model.model import Model
 from .expression import SdeExpressionPrinter
-from .sde import distribution_text, param_text, term_text
+from .sde import coefficient_text, distribution_text, param_text, term_text
 
 _LABEL_WIDTH = 11
 
@@ -67,11 +67,15 @@ def _equation(model: Model, i: int, printer) -> str:
     terms = []
     if model.drift_matrix[i, 0] != 0 or model.is_ode:
         terms.append(term_text(model.drift_matrix[i, 0], f"d{model.time.name}", printer))
-    circle = "∘ " if model.calculus == "stratonovich" else ""
+    stratonovich = model.calculus == "stratonovich"
     for j, w in enumerate(model.brownians):
         g = model.diffusion_matrix[i, j]
-        if g != 0:
-            terms.append(term_text(g, f"{circle}d{w.name}", printer))
+        if g == 0:
+            continue
+        if stratonovich:  # G ∘ dW, with the coefficient always written
+            terms.append(f"{coefficient_text(g, printer)} ∘ d{w.name}")
+        else:
+            terms.append(term_text(g, f"d{w.name}", printer))
     if not terms:
         terms.append(f"0 d{model.time.name}")
     return f"d{model.states[i].name} = " + " + ".join(terms)
