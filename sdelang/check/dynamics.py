@@ -17,6 +17,7 @@ from typing import Callable, List, Tuple
 import numpy as np
 import sympy
 
+from ..derive.operators import diffusion_tensor
 from .target import lambdify_rows
 
 
@@ -32,14 +33,13 @@ class Dynamics:
 
     @classmethod
     def from_model(cls, model, dim: int) -> "Dynamics":
-        if model.calculus != "ito":
-            model = model.to_ito()
+        model = model.to_ito()
         subs = dict(model.param_substitution())
         subs[model.time] = model.t0
         states = list(model.states)
         f = [sympy.sympify(e).xreplace(subs) for e in model.drift_matrix]
         G = sympy.Matrix(model.diffusion_matrix).xreplace(subs)
-        D = G * G.T if G.shape[1] else sympy.zeros(len(states), len(states))
+        D = diffusion_tensor(G)
         n = len(states)
         J = [sympy.diff(f[i], s) for i in range(n) for s in states]
         drift = lambdify_rows(states, f)

@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import sympy
 
+from ..derive.operators import resolve_density
 from ..errors import DerivationError
 from ..model.symbols import NetOutput
 
@@ -79,11 +80,7 @@ class TargetDensity:
                     f"model {model.name} declares {len(model.densities)} densities ({names}); name the one to check"
                 )
             density_name = model.densities[0].name
-        try:
-            density = model.density(density_name)
-        except KeyError:
-            names = ", ".join(d.name for d in model.densities) or "none"
-            raise DerivationError(f"model {model.name} has no density '{density_name}' (declared: {names})") from None
+        density = resolve_density(model, density_name)
         subs = model.param_substitution()
         log_expr = sympy.expand_log(sympy.sympify(density.log_expr).xreplace(subs), force=True)
         if log_expr.has(NetOutput):

@@ -13,7 +13,6 @@ import importlib
 from typing import List
 
 from ..model.model import Model
-from ..printers import sde_expression
 from .common import UsageError, add_spec_arguments, load_model, require_density
 
 _NUMERIC_MODULE = "sdelang.check.numeric"
@@ -52,31 +51,24 @@ def stationary_claims(model: Model, extra: List[str]) -> List[str]:
     return list(dict.fromkeys(names))
 
 
-def _verdict(result, holds) -> str:
-    """"holds", "FAILS" or "UNDECIDED" (from ``result.status`` when the result has one)."""
-    status = getattr(result, "status", None)
-    if holds is True:
+def _verdict(holds: bool, undecided: bool = False) -> str:
+    """"holds", "FAILS" or "UNDECIDED"."""
+    if holds:
         return "holds"
-    if status == "undecided" or holds is None:
-        return "UNDECIDED"
-    return "FAILS"
+    return "UNDECIDED" if undecided else "FAILS"
 
 
 def _explain(result, out) -> None:
-    explanation = "" if isinstance(result, bool) else str(result).strip()
-    out.write("".join(f"  {line}\n" for line in explanation.splitlines()))
+    out.write("".join(f"  {line}\n" for line in str(result).strip().splitlines()))
 
 
 def check_symbolic(model: Model, name: str, out) -> bool:
-    """Print ``stationary p: holds`` (or FAILS / UNDECIDED) and why; True when it holds."""
+    """Print ``stationary p: holds`` (or FAILS / UNDECIDED) and why (the explanation names the
+    residual); True when it holds."""
     result = model.check_stationary(name)
-    holds = getattr(result, "holds", None)
-    out.write(f"stationary {name}: {_verdict(result, holds)}\n")
+    out.write(f"stationary {name}: {_verdict(result.holds, result.status == 'undecided')}\n")
     _explain(result, out)
-    residual = getattr(result, "residual", None)
-    if holds is not True and residual is not None and "residual" not in str(result):
-        out.write(f"  KFP residual: {sde_expression(residual, strict=False)}\n")
-    return holds is True
+    return result.holds
 
 
 def numeric_checker():
@@ -97,12 +89,10 @@ def check_numeric(model: Model, name: str, args: argparse.Namespace, out) -> boo
         seed=0 if args.seed is None else args.seed,
         plot=args.plot,
     )
-    holds = next((getattr(result, attr) for attr in ("holds", "passed") if hasattr(result, attr)), result)
-    if not isinstance(holds, bool):  # numpy.bool_ counts; anything else is no verdict
-        holds = bool(holds) if type(holds).__name__ == "bool_" else None
-    out.write(f"stationary {name} (numeric): {_verdict(result, holds)}\n")
+    holds = bool(result.passed)
+    out.write(f"stationary {name} (numeric): {_verdict(holds)}\n")
     _explain(result, out)
-    return holds is True
+    return holds
 
 
 def run(args: argparse.Namespace, out) -> int:

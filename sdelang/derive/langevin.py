@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Union
 import sympy
 
 from ..errors import DerivationError
-from ..model.model import Assertion, Density, Model, Param
+from ..model.model import Assertion, Density, Model, Param, log_of
 from .operators import gradient, matrix_divergence
 
 
@@ -56,7 +56,7 @@ def langevin(density: Union[sympy.Expr, Model], states: Optional[Sequence[sympy.
     xs = list(states)
     n = len(xs)
     time = time or sympy.Symbol("t")
-    log_p = sympy.expand_log(sympy.log(p_expr), force=True)
+    log_p = log_of(p_expr)
 
     if diffusion is not None:
         G = sympy.Matrix(diffusion)

@@ -48,14 +48,6 @@ def stratonovich_correction(G: sympy.MatrixBase, states: Sequence[sympy.Symbol])
     ])
 
 
-def ito_drift(model) -> sympy.Matrix:
-    """The drift of the model in Itô form (Stratonovich drift + ½ Σ G_kj ∂_k G_ij)."""
-    f = model.drift
-    if model.calculus == "ito":
-        return f
-    return f + stratonovich_correction(model.diffusion, model.states)
-
-
 def taken_names(model) -> Set[str]:
     """Every name the model already uses (states, time, params, Brownians, nets, densities)."""
     names = {s.name for s in model.states} | {b.name for b in model.brownians}

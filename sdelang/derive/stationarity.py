@@ -27,6 +27,7 @@ from typing import Dict, Optional, Tuple
 import sympy
 
 from ..errors import DerivationError
+from ..model.model import log_of
 from ..model.symbols import NetOutput
 from .calculus import to_ito
 from .operators import diffusion_tensor, elementwise_sum, resolve_density
@@ -104,10 +105,6 @@ def log_density_residual(model, log_p: sympy.Expr, transient: bool = True) -> sy
                 + D[i, j] * (sympy.diff(dl[j], xs[i]) + dl[i] * dl[j])
             )
     return r - sympy.diff(log_p, m.time) if transient else r
-
-
-def _log_of(p: sympy.Expr) -> sympy.Expr:
-    return sympy.expand_log(sympy.log(p), force=True)
 
 
 def _reduce(r: sympy.Expr, max_ops: int) -> Tuple[sympy.Expr, str]:
@@ -217,7 +214,7 @@ def check_stationary(model, p, *, log: bool = False, transient: bool = False, ma
         time=public_to_assumed[model.time],
     )
     if log_p is None:
-        log_p = _log_of(shown.xreplace(public_to_assumed))
+        log_p = log_of(shown.xreplace(public_to_assumed))
     else:
         log_p = sympy.expand_log(log_p.xreplace(public_to_assumed), force=True)
     if not log_p.free_symbols & set(assumed_model.states):

@@ -40,7 +40,7 @@ def _common_exponential_form(expr: sympy.Expr) -> sympy.Expr:
     if not exps:
         return expr
     base = exps[0].args[0]
-    ratios = [sympy.simplify(e.args[0] / base) for e in exps]
+    ratios = [sympy.cancel(e.args[0] / base) for e in exps]
     if not all(r.is_Rational for r in ratios):
         return expr
     q = functools.reduce(sympy.ilcm, [r.q for r in ratios], 1)

@@ -67,6 +67,11 @@ class Param:
         return self.symbol.name
 
 
+def log_of(p: Expr) -> Expr:
+    """log p with log(exp(a)) and log(a*b) expanded (force: the states are real)."""
+    return sympy.expand_log(sympy.log(p), force=True)
+
+
 @dataclass(frozen=True)
 class Density:
     """An unnormalised density p of the states (and possibly t): ``density p = exp(-U)``.
@@ -83,7 +88,7 @@ class Density:
         """log p, with log(exp(a)) and log(a*b) expanded."""
         if self.is_log:
             return self.expr
-        return sympy.expand_log(sympy.log(self.expr), force=True)
+        return log_of(self.expr)
 
     @property
     def density_expr(self) -> Expr:
@@ -279,17 +284,11 @@ class Model:
         """Two models are equal when they state the same equations (the name and path aside)."""
         if not isinstance(other, Model):
             return NotImplemented
-        simple = (
-            "states", "brownians", "time", "calculus", "parameters", "densities_names", "nets",
-            "init", "prior", "asserts",
-        )
-        for attr in simple:
-            if attr == "densities_names":
-                if [d.name for d in self.densities] != [d.name for d in other.densities]:
-                    return False
-                continue
-            if getattr(self, attr) != getattr(other, attr):
-                return False
+        simple = ("states", "brownians", "time", "calculus", "parameters", "nets", "init", "prior", "asserts")
+        if any(getattr(self, attr) != getattr(other, attr) for attr in simple):
+            return False
+        if [d.name for d in self.densities] != [d.name for d in other.densities]:
+            return False
         if not (_same_expr(self.t0, other.t0) and _same_expr(self.t1, other.t1)):
             return False
         if (self.dimension is None) != (other.dimension is None):
