@@ -33,12 +33,17 @@ def exec_source(source: str, label: str) -> types.ModuleType:
     return module
 
 
+_CLASSES: dict = {}  # source -> class: the same class for the same source, so jitted code is reused
+
+
 def load_class(model):
     """The generated class of ``model``, with the sympy Model attached as ``sdelang_model``
-    (used to derive reverse-time and probability-flow modules on demand)."""
+    (used to derive reverse-time and probability-flow modules on demand). Equal sources share one
+    class: a new class per compile would make every ``filter_jit`` trace again."""
     source = emit_source(model)
-    name = class_name(model)
-    module = exec_source(source, name)
-    cls = getattr(module, name)
-    cls.sdelang_model = model
-    return cls
+    if source not in _CLASSES:
+        name = class_name(model)
+        cls = getattr(exec_source(source, name), name)
+        cls.sdelang_model = model
+        _CLASSES[source] = cls
+    return _CLASSES[source]

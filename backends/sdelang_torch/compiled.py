@@ -66,11 +66,11 @@ class CompiledModule(nn.Module):
         self.nets = nn.ModuleDict()
         self.nets_by_name: Dict[str, Callable] = {
             name: MissingNet(name) for name in self.net_names + self.extra_net_names}
+        self.model = None
+        self._derived: Dict[tuple, "CompiledModule"] = {}
         for name, net in nets.items():
             if net is not None:
                 self.attach(name, net)
-        self.model = None
-        self._derived: Dict[tuple, "CompiledModule"] = {}
 
     def attach(self, name: str, net) -> None:
         """Attach a network (an ``nn.Module``, registered as a submodule) or a plain callable."""
@@ -83,7 +83,7 @@ class CompiledModule(nn.Module):
         elif name in self.nets:
             del self.nets[name]
         self.nets_by_name[name] = net
-        for derived in self._derived.values() if hasattr(self, "_derived") else ():
+        for derived in self._derived.values():
             if name in derived.net_names + derived.extra_net_names:
                 derived.attach(name, net)
 

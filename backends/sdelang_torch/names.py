@@ -57,9 +57,6 @@ class NameTable:
         out[self.time] = "t"
         return out
 
-    def param_local(self, name: str) -> str:
-        return dict(self.params)[name]
-
 
 def name_table(model) -> NameTable:
     """Checked, collision-free local names for ``model``'s identifiers. Nets: those declared in
