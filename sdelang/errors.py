@@ -63,3 +63,13 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest candidate, or the empty string."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class EmitError(SpecError, ValueError):
+    """A Model that cannot be written as code: an identifier that is not a plain Python name, a
+    number outside double precision, a symbol or function no backend knows. Raised at emission,
+    whatever built the Model (the parser or Python code), so nothing unchecked reaches generated
+    source."""
+
+    def __init__(self, message: str, *, path: Optional[str] = None):
+        super().__init__(message, path=path)

@@ -46,7 +46,7 @@ def _at_declaration(err: SpecError, spec, overrides, text: str, path) -> SpecErr
     return err.located(text=text)
 
 
-def load(path: Union[str, "os.PathLike[str]"], **overrides) -> Model:
+def load(path: Union[str, "os.PathLike[str]"], /, **overrides) -> Model:
     """Read and parse a ``.sde`` file; keyword arguments override parameter values."""
     path = os.fspath(path)
     try:

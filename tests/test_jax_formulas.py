@@ -160,7 +160,7 @@ def test_traceback_shows_generated_lines():
         mod.drift(0.0, jnp.ones((1, 2)), None)
     except ZeroDivisionError:
         text = traceback.format_exc()
-    assert "runtime.require_net(self.f, 'f')(y, t)" in text
+    assert "runtime.call_net(self.f, 'f', y, t)" in text
 
 
 # ----------------------------------------------------------------------------- planted bug

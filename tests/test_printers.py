@@ -306,9 +306,11 @@ _LANGUAGE_FUNCTIONS = (sympy.exp, sympy.log, sympy.sin, sympy.cos, sympy.tanh, s
 
 
 def _in_language(e) -> bool:
-    """SymPy may evaluate e.g. abs(2^y) to 2^re(y), which the language (rightly) cannot print."""
+    """SymPy may evaluate e.g. abs(2^y) to 2^re(y), which the language (rightly) cannot print; a
+    net's time argument is an expression in the time and the parameters only."""
     return (e.is_finite is not False and not e.has(sympy.zoo, sympy.nan, sympy.I)
-            and all(isinstance(f, _LANGUAGE_FUNCTIONS) for f in e.atoms(sympy.Function)))
+            and all(isinstance(f, _LANGUAGE_FUNCTIONS) for f in e.atoms(sympy.Function))
+            and all(not (n.time_arg.has(x, y) or n.time_arg.has(NetOutput)) for n in e.atoms(NetOutput)))
 
 
 _expressions = st.recursive(_leaves, _extend, max_leaves=8).filter(_in_language)

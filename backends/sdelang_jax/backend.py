@@ -1,7 +1,9 @@
 """The registry entry ``jax = "sdelang_jax:backend"``: ``emit`` (source text) and ``compile``."""
 from __future__ import annotations
 
-from .codegen import emit_source, field_name
+from sdelang.emit.arguments import check_compile_arguments
+
+from .codegen import emit_source
 from .loader import load_class
 
 
@@ -19,18 +21,16 @@ class JaxBackend:
     def compile(self, model, **kwargs):
         """An instance of the generated class; keyword arguments are parameter values and
         networks by name (``score=net``)."""
+        check_compile_arguments(model, kwargs)
         cls = load_class(model)
-        renamed = {p.name: field_name(p.name) for p in model.parameters}
-        renamed.update({n.name: field_name(n.name) for n in model.nets})
-        kwargs = {renamed.get(k, k): v for k, v in kwargs.items()}
-        fields = set(cls.param_names) | set(cls.net_names)
-        unknown = sorted(set(kwargs) - fields)
+        renamed = {**cls.param_fields, **cls.net_fields}
+        unknown = sorted(set(kwargs) - set(renamed))
         if unknown:
             raise TypeError(
-                f"{model.name}: unknown keyword(s) {unknown}; parameters: {list(cls.param_names)}, "
-                f"networks: {list(cls.net_names)}"
+                f"{model.name!r}: unknown keyword(s) {unknown}; parameters: {list(cls.param_fields)}, "
+                f"networks: {list(cls.net_fields)}"
             )
-        return cls(**kwargs)
+        return cls(**{renamed[k]: v for k, v in kwargs.items()})
 
 
 backend = JaxBackend()

@@ -8,7 +8,7 @@ import linecache
 import sys
 import types
 
-from .codegen import class_name, emit_source
+from .codegen import emit_source, jax_name_table
 
 _MODULE_PREFIX = "sdelang_jax.generated_"
 _serial = itertools.count()
@@ -42,7 +42,7 @@ def load_class(model):
     class: a new class per compile would make every ``filter_jit`` trace again."""
     source = emit_source(model)
     if source not in _CLASSES:
-        name = class_name(model)
+        name = jax_name_table(model).class_name
         cls = getattr(exec_source(source, name), name)
         cls.sdelang_model = model
         _CLASSES[source] = cls

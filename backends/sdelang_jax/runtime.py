@@ -43,6 +43,15 @@ def require_net(net: Optional[Callable], name: str) -> Callable:
     return net
 
 
+def call_net(net: Optional[Callable], name: str, y, t):
+    """net(y, t), checked: the network must be attached and return an array shaped like y."""
+    out = require_net(net, name)(y, t)
+    if getattr(out, "shape", None) != y.shape:
+        raise ValueError(f"network '{name}' returned shape {getattr(out, 'shape', type(out).__name__)} "
+                         f"for a state of shape {y.shape}; a net must return one value per state component")
+    return out
+
+
 def elementwise_time(t):
     """Time broadcast against an elementwise state y of shape (..., d): a batch of times t of
     shape (...,) becomes (..., 1); a scalar stays a scalar."""
@@ -92,8 +101,10 @@ class CompiledModel(eqx.Module):
     # Set by the generated subclass (class variables, not pytree fields).
     model_name: ClassVar[str] = ""
     state_names: ClassVar[Tuple[str, ...]] = ()
-    param_names: ClassVar[Tuple[str, ...]] = ()
+    param_names: ClassVar[Tuple[str, ...]] = ()  # field names
     net_names: ClassVar[Tuple[str, ...]] = ()
+    param_fields: ClassVar[dict] = {}  # identifier in the spec -> field name
+    net_fields: ClassVar[dict] = {}
     n_states: ClassVar[Optional[int]] = None
     n_brownians: ClassVar[int] = 0
     is_sde: ClassVar[bool] = True
@@ -162,12 +173,10 @@ class CompiledModel(eqx.Module):
     # ------------------------------------------------------------------ derived models
     def _shared_kwargs(self, cls) -> dict:
         kwargs = {}
-        for name in self.param_names:
-            if name in cls.param_names:
-                kwargs[name] = getattr(self, name)
-        for name in self.net_names:
-            if name in cls.net_names:
-                kwargs[name] = getattr(self, name)
+        for mine, theirs in ((self.param_fields, cls.param_fields), (self.net_fields, cls.net_fields)):
+            for name, field in mine.items():
+                if name in theirs:
+                    kwargs[theirs[name]] = getattr(self, field)
         return kwargs
 
     def _derived(self, kind: str, build: Callable, extra: dict):
@@ -181,7 +190,7 @@ class CompiledModel(eqx.Module):
             cache[kind] = load_class(build(cls.sdelang_model))
         derived_cls = cache[kind]
         kwargs = self._shared_kwargs(derived_cls)
-        kwargs.update(extra)
+        kwargs.update({derived_cls.net_fields.get(k, derived_cls.param_fields.get(k, k)): v for k, v in extra.items()})
         return derived_cls(**kwargs)
 
     def reverse(self, score=None, **nets):

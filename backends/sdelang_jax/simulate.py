@@ -28,9 +28,11 @@ def step_schedule(ts, dt) -> Tuple[np.ndarray, np.ndarray]:
     ts = np.asarray(ts, dtype=np.float64)
     if ts.ndim != 1 or ts.size < 1:
         raise ValueError("ts must be a 1-D array of at least one time")
+    if not np.all(np.isfinite(ts)):
+        raise ValueError(f"ts must be finite times, got {ts.tolist()}")
     dt = float(dt)
-    if not dt > 0:
-        raise ValueError(f"dt must be positive, got {dt}")
+    if not (dt > 0 and np.isfinite(dt)):
+        raise ValueError(f"dt must be a positive finite number, got {dt}")
     gaps = np.diff(ts)
     if np.any(gaps <= 0):
         raise ValueError("ts must be strictly increasing")
@@ -80,8 +82,9 @@ def simulate(module, x0, ts, dt, seed=0):
         x0 = x0.astype(jnp.result_type(float))
     if x0.ndim < 1:
         raise ValueError("x0 must have shape (*batch, n)")
-    if module.n_states is not None and x0.shape[-1] != module.n_states:
-        raise ValueError(f"x0 has {x0.shape[-1]} components, {module.model_name} has {module.n_states} states")
+    if module.dimension is not None and x0.shape[-1] != module.dimension:
+        raise ValueError(f"x0 has {x0.shape[-1]} components, {module.model_name} has {module.dimension} "
+                         f"(x0 must have shape (*batch, {module.dimension}))")
     times, sizes = step_schedule(ts, dt)
     if times.shape[0] == 0:
         return x0[None]

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Dict
 
-from .codegen import emit_source
+from sdelang.emit.arguments import check_compile_arguments
+
+from .codegen import emit_source, torch_name_table
 from .loader import load_source
-from .names import class_name
 
 
 class TorchBackend:
@@ -26,12 +27,13 @@ class TorchBackend:
         """The generated class for ``model`` (generated and loaded once per distinct source)."""
         source = self.emit(model)
         if source not in self._classes:
-            self._classes[source] = load_source(source, class_name(model.name))
+            self._classes[source] = load_source(source, torch_name_table(model).class_name)
         return self._classes[source]
 
     def compile(self, model, /, **kwargs):
         """An instance of the generated module: keyword arguments are networks by name
         (``score=net``: an ``nn.Module`` or any callable net(x, t)) and parameter overrides."""
+        check_compile_arguments(model, kwargs)
         cls = self.module_class(model)
         net_names = set(cls.net_names + cls.extra_net_names)
         param_names = set(cls.param_defaults)

@@ -14,9 +14,10 @@ from typing import Dict, List, Sequence, Tuple
 import sympy
 
 from sdelang.emit.lower import lower_block
+from sdelang.errors import EmitError
 from sdelang.emit.printer import ArrayExprPrinter, print_block
 
-from .names import NameTable
+from sdelang.emit.names import NameTable
 
 INDENT = "        "
 
@@ -63,6 +64,7 @@ def block_code(model, table: NameTable, exprs: Sequence[sympy.Expr], *, time_kin
     extra_arrays = dict(extra_arrays or {})
     block = lower_block(model, exprs)
     names = table.symbol_names()
+    names[model.time] = "t"
     names.update(extra_arrays)
     names.update(extra_scalars or {})
     internal = {sympy.Symbol(n) for n, _ in block.temps}
@@ -71,7 +73,7 @@ def block_code(model, table: NameTable, exprs: Sequence[sympy.Expr], *, time_kin
     used = _used_symbols(block)
     unknown = used - set(names) - internal
     if unknown:
-        raise ValueError(f"model {model.name!r}: unknown symbols {sorted(map(str, unknown))} in an expression")
+        raise EmitError(f"model {model.name!r}: unknown symbols {sorted(map(str, unknown))} in an expression")
 
     lines: List[str] = []
     for name, local in table.params:
@@ -96,7 +98,7 @@ def block_code(model, table: NameTable, exprs: Sequence[sympy.Expr], *, time_kin
             time_arg = f"runtime.as_time({time_code}, y, False)"
         else:
             time_arg = f"y.new_full((), {time_code})"
-        return f"self.nets_by_name[{net!r}](y, {time_arg})"
+        return f"runtime.call_net(self.nets_by_name, {net!r}, y, {time_arg})"
 
     def broadcast(code: str) -> str:
         return "_zero" if code == "0" else f"(_zero + {code})"

@@ -15,10 +15,11 @@ import sympy
 
 from sdelang.emit.printer import ArrayExprPrinter
 from sdelang.emit.kernel import gaussian_kernel
+from sdelang.errors import EmitError
 
 from .codegen_block import INDENT, block_code
 from .codegen_sde import _method, stack_state
-from .names import NameTable
+from sdelang.emit.names import NameTable
 
 
 def kernel_method(model, table: NameTable) -> List[str]:
@@ -54,7 +55,7 @@ def _normal_method(model, table: NameTable, name: str, laws) -> List[str]:
     params = {sympy.Symbol(p) for p, _ in table.params}
     used = set().union(*(e.free_symbols for e in exprs))
     if used - params:
-        raise ValueError(f"{name} of {model.name!r} depends on {sorted(map(str, used - params))}, not only parameters")
+        raise EmitError(f"{name} of {model.name!r} depends on {sorted(map(str, used - params))}, not only parameters")
     lines = [f"{INDENT}{local} = self.param_values[{p!r}]" for p, local in table.params if sympy.Symbol(p) in used]
     locs = ", ".join(f"float({printer.doprint(e)})" for e in exprs[:len(states)])
     scales = ", ".join(f"float({printer.doprint(e)})" for e in exprs[len(states):])

@@ -8,7 +8,7 @@ import sympy
 
 from .codegen_block import block_code
 from .codegen_sde import _method, stack_state
-from .names import NameTable
+from sdelang.emit.names import NameTable
 
 
 def ode_methods(model, table: NameTable) -> List[str]:

@@ -16,7 +16,7 @@ import sympy
 from sdelang.emit.lower import is_diagonal
 
 from .codegen_block import INDENT, block_code
-from .names import NameTable
+from sdelang.emit.names import NameTable
 
 
 def torchsde_noise_type(model) -> str:

@@ -34,6 +34,15 @@ class MissingNet:
         )
 
 
+def call_net(nets: Dict[str, Callable], name: str, y: torch.Tensor, t) -> torch.Tensor:
+    """nets[name](y, t), checked: a network must return one value per state component."""
+    out = nets[name](y, t)
+    if getattr(out, "shape", None) != y.shape:
+        raise ValueError(f"network '{name}' returned shape {tuple(getattr(out, 'shape', ())) or type(out).__name__} "
+                         f"for a state of shape {tuple(y.shape)}; a net must return one value per state component")
+    return out
+
+
 class CompiledModule(nn.Module):
     """Shared state of a generated module: ``param_values`` (Python numbers, so dtype and device
     follow the input), ``nets`` (an ``nn.ModuleDict`` of attached torch networks, registered as
@@ -102,6 +111,9 @@ class CompiledModule(nn.Module):
         """Fixed-step Euler–Maruyama (Euler for an ODE) from ts[0]: states at every time of ``ts``,
         shape (len(ts), batch, n). Stratonovich models step with their Itô drift (converted when
         the code was generated). Differentiable with respect to x0 and the networks."""
+        n = self.dimension
+        if x0.dim() != 2 or (n is not None and x0.shape[-1] != n):
+            raise ValueError(f"x0 must have shape (batch, {n if n is not None else 'n'}), got {tuple(x0.shape)}")
         return euler_maruyama(self._step, self._noise_shape(x0), x0, ts, dt, seed)
 
     # ------------------------------------------------------------------ derived modules

@@ -20,9 +20,11 @@ def substep_plan(ts, dt: float) -> List[Tuple[float, float, int]]:
         times = ts.detach().to("cpu", torch.float64).tolist()
     else:
         times = [float(v) for v in ts]
+    if not all(math.isfinite(v) for v in times):
+        raise ValueError(f"ts must be finite times, got {times}")
     dt = float(dt)
-    if not dt > 0:
-        raise ValueError(f"dt must be positive, got {dt}")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be a positive finite number, got {dt}")
     plan = []
     for a, b in zip(times[:-1], times[1:]):
         if b < a:

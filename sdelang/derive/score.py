@@ -16,10 +16,9 @@ import sympy
 
 from ..errors import DerivationError, did_you_mean
 from ..model.model import Net
-from ..model.symbols import NetOutput, net_output
+from ..model.symbols import SCORE_NET, NetOutput, net_output
 from .operators import gradient
 
-SCORE_NET = "score"
 
 
 def _net_score(model, name: str, time_name: str) -> Tuple[sympy.Matrix, Tuple[Net, ...]]:

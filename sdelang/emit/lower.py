@@ -7,30 +7,12 @@ lowering itself is framework-free and deterministic (same Model, same Block, sam
 """
 from __future__ import annotations
 
-import builtins
-import keyword
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 import sympy
 
 from ..model.symbols import NetOutput
-
-# Names the generated modules use for themselves; a user symbol with one of these names is renamed.
-RESERVED = frozenset(
-    {"torch", "torchsde", "torchdiffeq", "math", "jax", "jnp", "lx", "diffrax", "eqx", "np", "nn",
-     "self", "y", "t", "args", "cls", "runtime", "batch", "dtype", "device", "Optional", "Any"}
-    | set(dir(builtins))
-    | set(keyword.kwlist)
-)
-
-
-def python_name(name: str) -> str:
-    """A Python identifier for a user symbol: the name itself unless it is reserved (then name_)."""
-    out = name
-    while out in RESERVED or keyword.iskeyword(out):
-        out += "_"
-    return out
 
 
 @dataclass(frozen=True)

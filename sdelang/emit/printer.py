@@ -4,19 +4,39 @@
 ``torch.exp(x)`` when x varies over the batch or in time, and as ``math.exp(theta)`` when its
 argument depends on parameters and numbers only (Python floats stay Python floats, so dtype and
 device always follow the state). Numbers print as Python literals (``repr(float)``).
+
+The printer is strict: a symbol it was not given a name for, a function it has no array function
+for, a complex or non-finite number, or a number outside double precision raises
+:class:`~sdelang.errors.EmitError` instead of being written out.
 """
 from __future__ import annotations
 
 from typing import Dict, Iterable, Optional
 
+import math
+
 import sympy
 from sympy.printing.pycode import PythonCodePrinter
+
+from ..errors import EmitError
 
 _UNARY = {
     "exp": "exp", "log": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan",
     "tanh": "tanh", "sinh": "sinh", "cosh": "cosh", "atan": "atan", "asin": "asin", "acos": "acos",
-    "expm1": "expm1", "log1p": "log1p",
+    "expm1": "expm1", "log1p": "log1p", "sign": "sign",
 }
+
+
+def float_literal(value) -> str:
+    """``repr(float(value))`` for a finite real number within double precision, else EmitError."""
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        raise EmitError(f"the number {value} cannot be written in double precision") from None
+    if not math.isfinite(number):
+        raise EmitError(f"the number {sympy.sstr(value)[:60]} is not finite in double precision "
+                        "(too large, infinite or undefined)")
+    return repr(number)
 
 
 class ArrayExprPrinter(PythonCodePrinter):
@@ -31,36 +51,54 @@ class ArrayExprPrinter(PythonCodePrinter):
         self.names = dict(names)
         self.array_symbols = set(array_symbols)
 
+    def declare(self, name: str, array: bool = False) -> None:
+        """A variable of the generated code itself (a temporary, a network's output)."""
+        self.names[sympy.Symbol(name)] = name
+        if array:
+            self.array_symbols.add(sympy.Symbol(name))
+
     # -- leaves
     def _print_Symbol(self, expr):
-        return self.names.get(expr, expr.name)
+        if expr not in self.names:
+            raise EmitError(f"the symbol {expr.name!r} is neither a state, a parameter nor the time "
+                            "of the model; it cannot be generated")
+        return self.names[expr]
+
+    _print_Dummy = _print_Symbol
 
     def _print_Integer(self, expr):
+        float_literal(expr)  # within double precision
         return str(int(expr))
 
     def _print_Rational(self, expr):
-        return repr(float(expr))
+        return float_literal(expr)
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return float_literal(expr)
 
     def _print_NumberSymbol(self, expr):
-        return repr(float(expr))
+        return float_literal(expr)
 
     _print_Pi = _print_NumberSymbol
     _print_Exp1 = _print_NumberSymbol
 
     def _print_ImaginaryUnit(self, expr):
-        raise ValueError("complex numbers cannot be generated as real array code")
+        raise EmitError("complex numbers cannot be generated as real array code")
 
     def _print_Infinity(self, expr):
-        return "float('inf')"
+        raise EmitError("an infinite value cannot be generated as code")
 
-    def _print_NegativeInfinity(self, expr):
-        return "float('-inf')"
+    _print_NegativeInfinity = _print_Infinity
+    _print_ComplexInfinity = _print_Infinity
 
     def _print_NaN(self, expr):
-        return "float('nan')"
+        raise EmitError("an undefined value (nan) cannot be generated as code")
+
+    def emptyPrinter(self, expr):
+        raise EmitError(f"no code can be generated for {type(expr).__name__}")
+
+    def _print_not_supported(self, expr):
+        raise EmitError(f"no code can be generated for {type(expr).__name__}")
 
     # -- functions
     def _ns_for(self, arg) -> str:
@@ -70,16 +108,21 @@ class ArrayExprPrinter(PythonCodePrinter):
 
     def assign(self, name: str, expr: sympy.Expr) -> str:
         """``name = <expr>``; ``name`` becomes an array symbol when ``expr`` depends on one."""
-        if sympy.sympify(expr).free_symbols & self.array_symbols:
-            self.array_symbols.add(sympy.Symbol(name))
-        return f"{name} = {self.doprint(expr)}"
+        code = f"{name} = {self.doprint(expr)}"
+        self.declare(name, array=bool(sympy.sympify(expr).free_symbols & self.array_symbols))
+        return code
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Integer:
-            value = complex(expr.evalf(17))
+            if expr.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+                raise EmitError(f"the constant {sympy.sstr(expr)[:60]} is not finite")
+            try:
+                value = complex(expr.evalf(17))
+            except (TypeError, ValueError, OverflowError):
+                raise EmitError(f"the constant {sympy.sstr(expr)[:60]} is not a real number") from None
             if value.imag != 0:
-                raise ValueError(f"the constant {expr} is not real")
-            return repr(value.real)
+                raise EmitError(f"the constant {sympy.sstr(expr)[:60]} is not real")
+            return float_literal(value.real)
         if isinstance(expr, sympy.Function) and type(expr).__name__ in _UNARY and len(expr.args) == 1:
             return self._print_Function(expr)
         return super()._print(expr, **kwargs)
@@ -88,10 +131,12 @@ class ArrayExprPrinter(PythonCodePrinter):
         name = type(expr).__name__
         if name in _UNARY and len(expr.args) == 1:
             return f"{self._ns_for(expr.args[0])}.{_UNARY[name]}({self._print(expr.args[0])})"
-        raise ValueError(f"no array function for {name}")
+        raise EmitError(f"no array function for {name}")
 
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
+
+    _print_RealAbs = _print_Abs
 
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.args
@@ -108,10 +153,10 @@ class ArrayExprPrinter(PythonCodePrinter):
         return f"{b}**{e}"
 
     def _print_Piecewise(self, expr):
-        raise ValueError("piecewise expressions are not supported by code generation")
+        raise EmitError("piecewise expressions are not supported by code generation")
 
     def _print_Derivative(self, expr):
-        raise ValueError("cannot print an unevaluated derivative as array code")
+        raise EmitError("cannot print an unevaluated derivative as array code")
 
 
 def print_block(block, printer: ArrayExprPrinter, call_net, broadcast, indent: str = "        ",
@@ -129,10 +174,10 @@ def print_block(block, printer: ArrayExprPrinter, call_net, broadcast, indent: s
     for call in block.net_calls:
         time_code = (time_printer or printer).doprint(call.time)
         lines.append(f"{indent}{call.var} = {call_net(call.net, time_code)}")
-        printer.array_symbols.add(sympy.Symbol(call.var))
+        printer.declare(call.var, array=True)
         for var, index in call.components:
             lines.append(f"{indent}{var} = {call.var}[..., {index}]")
-            printer.array_symbols.add(sympy.Symbol(var))
+            printer.declare(var, array=True)
     for name, expr in block.temps:
         lines.append(indent + printer.assign(name, expr))
     outputs = []

@@ -18,9 +18,11 @@ import sympy
 from ..errors import SpecError, did_you_mean
 from ..syntax import ast
 from .differentials import Differentials, LinearForm, additive_terms
+from .expression_size import distinct_nodes, max_expression_size, tree_size
 from .expressions import Lowering, Vector
 from .model import Assertion, Density, Distribution, Interval, Model, Net, Param
 from .scope import Declaration, LetFunction, Scope, Source
+from .symbols import NetOutput
 
 #: Convert an unexpected internal exception into a SpecError naming the statement (the last
 #: resort of DESIGN.md: "never a Python traceback for bad input"). The fuzz test turns it off
@@ -217,6 +219,8 @@ class _ModelBuilder:
                 raise self._error(f"{what} must be a real number, got '{self.source.excerpt(node.span)}'", node.span)
         elif value.has(*_NON_FINITE):
             raise self._error(f"{what} must be finite", node.span)
+        if value.is_Number and value.is_finite and abs(value) > _DOUBLE_MAX:
+            raise self._error(f"{what} is too large for double precision", node.span)
         return value
 
     def _interval(self, node: ast.Interval, what: str, names: str = "none") -> Interval:
@@ -298,14 +302,17 @@ class _ModelBuilder:
         name = decl.name.name
         if isinstance(decl, ast.DensityDecl):
             expr = Lowering(scope, what=f"density '{name}'").scalar(decl.expr)
-            self._check_finite(expr, decl.expr)
+            self._check_finite(expr, decl.expr, f"density '{name}'")
+            if not decl.is_log and expr.is_number and not bool(expr > 0):
+                raise self._error(f"density '{name}' = {sympy.sstr(expr)} is not a probability density "
+                                  "(an unnormalised density is positive)", decl.expr.span)
             self.densities.append(Density(name, expr, decl.is_log))
             scope.values[name] = expr
             return
         if decl.formals is None:
             value = Lowering(scope, what=f"let '{name}'").value(decl.body)
             for entry in value if isinstance(value, Vector) else (value,):
-                self._check_finite(entry, decl.body)
+                self._check_finite(entry, decl.body, f"let '{name}'")
             scope.values[name] = value
             return
         seen = set()
@@ -320,18 +327,26 @@ class _ModelBuilder:
         Lowering(scope, locals=dummies, visible=function.visible, what=f"let '{name}'").value(decl.body)
         scope.values[name] = function
 
-    def _check_finite(self, expr: sympy.Expr, node: ast.Expr) -> None:
-        """No ∞, zoo or nan, and every float within double precision."""
+    def _check_finite(self, expr: sympy.Expr, node: ast.Expr, what: str = "this expression") -> None:
+        """No ∞, zoo, nan or i, every number within double precision, and an expanded size within
+        the budget (all measured on the expression graph, so shared lets cost nothing extra)."""
         if not isinstance(expr, sympy.Basic):
             return
-        if expr.has(*_NON_FINITE):
+        text = self.source.excerpt(node.span)
+        limit = max_expression_size()
+        size = tree_size(expr, limit)
+        if size > limit:
             raise self._error(
-                f"'{self.source.excerpt(node.span)}' is undefined or infinite (division by zero?)", node.span
-            )
-        if any(abs(f) > _DOUBLE_MAX for f in expr.atoms(sympy.Float)):
-            raise self._error(
-                f"'{self.source.excerpt(node.span)}' holds a number too large for double precision", node.span
-            )
+                f"{what} expands to more than {limit:,} terms (lets used inside lets multiply "
+                "when written out); split it up, or raise the limit with SDELANG_MAX_EXPRESSION_SIZE",
+                node.span)
+        for atom in distinct_nodes(expr):
+            if atom in _NON_FINITE:
+                raise self._error(f"'{text}' is undefined or infinite (division by zero?)", node.span)
+            if atom is sympy.I:
+                raise self._error(f"'{text}' is not a real number (it contains i = sqrt(-1))", node.span)
+            if atom.is_Number and abs(atom) > _DOUBLE_MAX:
+                raise self._error(f"'{text}' holds a number too large for double precision", node.span)
 
     # ================================================================== equations
     def _equation(self, eq: ast.Equation) -> None:
@@ -361,7 +376,7 @@ class _ModelBuilder:
         if not isinstance(form, LinearForm) or self._mixed(form):
             raise self._inhomogeneous_error(eq, lowering)
         for coefficient in form.terms.values():
-            self._check_finite(coefficient, eq.rhs)
+            self._check_finite(coefficient, eq.rhs, f"the equation for '{state}'")
         self.drift[state] = form.terms.get(self.differentials.time_label, sympy.S.Zero)
         for name in self.differentials.brownians:
             if "d" + name in form.terms:
@@ -472,6 +487,13 @@ class _ModelBuilder:
         scope = self.scope
         states = scope.states
         brownians = list(self.differentials.brownians)
+        if self.calculus is not None and self.calculus[0] == "stratonovich":
+            for (state, _), g in self.diffusion.items():
+                if g.has(NetOutput):
+                    raise self._error(
+                        f"the diffusion of '{state}' calls a net, which a Stratonovich model cannot do: "
+                        "its Itô drift needs the derivative of the diffusion, and a net's Jacobian is "
+                        "unknown here; write the model in Itô form", self.equations[state].rhs.span)
         drift = sympy.Matrix([[self.drift.get(s.name, sympy.S.Zero)] for s in states])
         diffusion = sympy.Matrix(
             len(states), len(brownians),

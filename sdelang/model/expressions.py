@@ -4,21 +4,27 @@ A value is a scalar SymPy expression or a :class:`Vector` (``grad(U)``, a net's 
 ``[a, b]``). A vector of length 1 is used as a scalar wherever a scalar is needed, so
 ``grad(log(p))`` in a one-state model and ``score(x, t)`` in an elementwise model read as numbers.
 
-Functions: exp log sqrt sin cos tanh abs, sigmoid(z) = 1/(1 + exp(-z)); grad(f) = (∂f/∂x_i)_i,
+Functions: exp log sqrt sin cos tanh, abs and sign of a real argument (:mod:`.functions`),
+sigmoid(z) = 1/(1 + exp(-z)); grad(f) = (∂f/∂x_i)_i,
 div(v) = Σ_i ∂v_i/∂x_i, laplacian(f) = Σ_i ∂²f/∂x_i², dot(u, v) = Σ_i u_i v_i, sum(v) = Σ_i v_i.
 ``log`` takes exponentials apart, log(a·exp(z)) = log(a) + z (exact for real z), so that
 ``log(p)`` of ``density p = exp(-U)`` is -U.
+
+Constants stay real numbers within double precision: ``log(-2)``, ``sqrt(-1)``, ``3^5000`` or
+``1e308*10`` are errors at the node that makes them, never a complex or infinite value later.
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Union
 
 import sympy
 
 from ..syntax import ast
 from .differentials import Differentials, LinearForm
+from .functions import RealAbs, RealSign
 from .scope import FUNCTION_ARITY, KINDS_READABLE, LetFunction, Scope
-from .symbols import net_output
+from .symbols import NetOutput, net_output
 
 
 class Vector(tuple):
@@ -30,6 +36,7 @@ Value = Union[sympy.Expr, Vector, LinearForm]
 
 _MAX_EXACT_EXPONENT = 10_000
 _DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
+_DOUBLE_TINY = sympy.Float("4.9406564584124654e-324")  # the smallest positive (subnormal) double
 _ELEMENTWISE_UNSUPPORTED = {
     "div": "a divergence sums over the d components",
     "laplacian": "a Laplacian sums over the d components",
@@ -50,6 +57,8 @@ def number(node: ast.Number, scope: Scope) -> sympy.Expr:
         raise scope.source.error("this number is too long", node.span) from None
     if abs(value) > _DOUBLE_MAX:
         raise scope.source.error("this number is too large for double precision", node.span)
+    if not value.is_zero and abs(value) < _DOUBLE_TINY:
+        raise scope.source.error("this number is too small for double precision (it would be 0)", node.span)
     return value
 
 
@@ -70,8 +79,9 @@ def log_of(z: sympy.Expr) -> sympy.Expr:
 
 _SCALAR_FUNCTIONS = {
     "exp": sympy.exp, "log": log_of, "sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos,
-    "tanh": sympy.tanh, "sigmoid": sigmoid, "abs": sympy.Abs,
+    "tanh": sympy.tanh, "sigmoid": sigmoid, "abs": RealAbs, "sign": RealSign,
 }
+_LOG10_DOUBLE_MAX = math.log10(1.7976931348623157e308)
 
 
 class Lowering:
@@ -106,6 +116,18 @@ class Lowering:
 
     def _error(self, message: str, span):
         return self.source.error(message, span)
+
+    def _real_constant(self, value: sympy.Expr, node: ast.Expr) -> sympy.Expr:
+        """``value``, unless it is a constant that is not a real number within double precision."""
+        if isinstance(value, sympy.Expr) and value.is_number:
+            text = self.source.excerpt(node.span)
+            if value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                raise self._error(f"'{text}' is undefined or infinite", node.span)
+            if value.is_real is False or value.has(sympy.I):
+                raise self._error(f"'{text}' is not a real number (it is {sympy.sstr(value)})", node.span)
+            if value.is_Number and abs(value) > _DOUBLE_MAX:
+                raise self._error(f"'{text}' is too large for double precision", node.span)
+        return value
 
     # ------------------------------------------------------------------ entry points
     def value(self, node: ast.Expr) -> Value:
@@ -253,7 +275,7 @@ class Lowering:
                 if len(left) != len(right):
                     raise self._error(f"vectors of lengths {len(left)} and {len(right)} do not match", node.span)
                 return Vector(a + b if op == "+" else a - b for a, b in zip(left, right))
-            return left + right if op == "+" else left - right
+            return self._real_constant(left + right if op == "+" else left - right, node)
         if op == "*":
             if lv and rv:
                 raise self._error("cannot multiply two vectors; use dot(u, v)", node.span)
@@ -261,7 +283,7 @@ class Lowering:
                 return Vector(a * right for a in left)
             if rv:
                 return Vector(left * b for b in right)
-            return left * right
+            return self._real_constant(left * right, node)
         if op == "/":
             if rv:
                 raise self._error("cannot divide by a vector", node.right.span)
@@ -269,7 +291,7 @@ class Lowering:
                 raise self._error("division by zero", node.right.span)
             if lv:
                 return Vector(a / right for a in left)
-            return left / right
+            return self._real_constant(left / right, node)
         # power
         if lv or rv:
             raise self._error("a power needs numbers, not vectors", node.span)
@@ -315,12 +337,20 @@ class Lowering:
             and base not in (0, 1, -1)
         ):
             raise self._error("this power is too large to compute exactly", node.span)
+        if base.is_Number and exponent.is_Number and base not in (0, 1, -1):
+            magnitude = float(exponent) * math.log10(abs(float(base))) if abs(base) <= _DOUBLE_MAX else math.inf
+            if abs(magnitude) > _LOG10_DOUBLE_MAX + 16:
+                size = "large" if magnitude > 0 else "small"
+                raise self._error(f"'{self.source.excerpt(node.span)}' is too {size} for double precision "
+                                  f"(about 10^{magnitude:.0f})", node.span)
+        if exponent.is_Number and abs(exponent) > _DOUBLE_MAX:
+            raise self._error("this exponent is too large for double precision", node.span)
         result = base ** exponent
         if result.has(sympy.zoo, sympy.nan):
             raise self._error(f"'{self.source.excerpt(node.span)}' is undefined", node.span)
         if result.is_Float and abs(result) > _DOUBLE_MAX:
             raise self._error("this power is too large for double precision", node.span)
-        return result
+        return self._real_constant(result, node)
 
     # ------------------------------------------------------------------ indexing
     def _Index(self, node: ast.Index) -> Value:
@@ -390,7 +420,7 @@ class Lowering:
             result = _SCALAR_FUNCTIONS[name](self.plain_scalar(args[0], where))
             if result.has(sympy.zoo, sympy.nan):
                 raise self._error(f"'{self.source.excerpt(node.span)}' is undefined", node.span)
-            return result
+            return self._real_constant(result, node)
         if self.scope.elementwise and name in _ELEMENTWISE_UNSUPPORTED:
             raise self._error(
                 f"'{name}' is not available in an elementwise model (state x[d]): "
@@ -458,5 +488,13 @@ class Lowering:
             visible=self.visible, what="a net's time argument",
         )
         t = time_lowering.plain_scalar(time_arg, "a net's time argument")
+        if t.has(NetOutput):
+            raise self._error(f"the time argument of net '{name}' calls a net; a net's time is an "
+                              "expression in the time and the parameters", time_arg.span)
+        if t.free_symbols & set(states):
+            raise self._error(
+                f"the time argument '{self.source.excerpt(time_arg.span)}' of net '{name}' depends on the "
+                f"state; a net's time is an expression in the time and the parameters, e.g. {expected}",
+                time_arg.span)
         self.scope.use_net(name, node.func.span)
         return Vector(net_output(name, i, t, states) for i in range(len(states)))

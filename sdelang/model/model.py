@@ -13,6 +13,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import sympy
 
+from .expression_size import has_any
+from .functions import RealAbs, RealSign
 from .symbols import SymbolTuple
 
 Expr = sympy.Expr
@@ -122,7 +124,12 @@ class Assertion:
 
 
 def _immutable(m) -> sympy.ImmutableMatrix:
-    return sympy.ImmutableMatrix(m)
+    """The matrix, immutable, with SymPy's complex-argument |z| and sign(z) replaced by the
+    real-argument ones (states, time and parameters are real: see :mod:`.functions`)."""
+    m = sympy.ImmutableMatrix(m)
+    if any(has_any(e, sympy.Abs, sympy.sign) for e in m):
+        m = m.replace(sympy.Abs, RealAbs).replace(sympy.sign, RealSign)
+    return m
 
 
 def _same_expr(a, b) -> bool:
@@ -250,7 +257,7 @@ class Model:
                 changes[key + "_matrix"] = changes.pop(key)
         return dataclasses.replace(self, **changes)
 
-    def with_params(self, **values) -> "Model":
+    def with_params(self, /, **values) -> "Model":
         """The same model with new parameter values (checked against their intervals)."""
         from .parameters import check_overridden_model, override_parameters
 

@@ -3,12 +3,16 @@ and the overridden model against what the parser checks of literal values (sizes
 Normal scales)."""
 from __future__ import annotations
 
+import numbers
 from typing import Dict, Iterable, Optional, Tuple
 
 import sympy
 
 from ..errors import SpecError, did_you_mean
 from .model import Param
+
+#: The largest finite double.
+DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
 
 
 def override_parameters(
@@ -22,11 +26,18 @@ def override_parameters(
         if name not in by_name:
             raise SpecError(f"unknown parameter '{name}'{did_you_mean(name, by_name)}", path=path)
         p = params[by_name[name]]
-        if isinstance(raw, bool) or not isinstance(raw, (int, float, sympy.Number)):
+        if isinstance(raw, bool) or not isinstance(raw, (numbers.Real, sympy.Number)):
             raise SpecError(f"parameter '{name}' needs a number, got {raw!r}", path=path)
+        if isinstance(raw, numbers.Integral):
+            raw = int(raw)
+        elif isinstance(raw, numbers.Real) and not isinstance(raw, sympy.Basic):
+            raw = float(raw)
         value = sympy.sympify(raw)
-        if not value.is_finite:
+        if not value.is_finite or not value.is_real:
             raise SpecError(f"parameter '{name}' needs a finite number, got {raw!r}", path=path)
+        if abs(value) > DOUBLE_MAX:
+            raise SpecError(f"parameter '{name}' = {sympy.sstr(value)[:40]} is too large for double "
+                            "precision", path=path)
         if p.integer:
             if value != int(value):
                 raise SpecError(f"parameter '{name}' is declared ': int', got {raw!r}", path=path)

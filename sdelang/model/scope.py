@@ -16,10 +16,11 @@ import sympy
 
 from ..errors import SpecError, did_you_mean
 from ..syntax import ast
+from .symbols import SCORE_NET
 
 #: Built-in functions and their number of arguments.
 FUNCTION_ARITY: Dict[str, int] = {
-    "exp": 1, "log": 1, "sqrt": 1, "sin": 1, "cos": 1, "tanh": 1, "sigmoid": 1, "abs": 1,
+    "exp": 1, "log": 1, "sqrt": 1, "sin": 1, "cos": 1, "tanh": 1, "sigmoid": 1, "abs": 1, "sign": 1,
     "grad": 1, "div": 1, "laplacian": 1, "dot": 2, "sum": 1,
 }
 KEYWORDS = frozenset({
@@ -120,6 +121,10 @@ class Scope:
 
     def declare(self, ident: ast.Ident, kind: str, symbol: Optional[sympy.Symbol] = None) -> Declaration:
         self.check_identifier(ident, KINDS_READABLE[kind])
+        if ident.name == SCORE_NET and kind != "net":
+            raise self.source.error(
+                f"'{SCORE_NET}' is the built-in learned score network (reverse-time and probability-flow "
+                f"models call it) and cannot name {KINDS_READABLE[kind]}", ident.span)
         previous = self.declared.get(ident.name)
         if previous is not None and previous.implicit:
             raise self.source.error(

@@ -6,6 +6,11 @@ from typing import Iterable, Union
 import sympy
 
 
+#: The built-in learned network ``score(x, t)`` (∇ log p_t) that reverse-time and probability-flow
+#: models call; in a spec it names nothing but a net.
+SCORE_NET = "score"
+
+
 class SymbolTuple(tuple):
     """A tuple of SymPy symbols that can also be indexed by name: ``m.params["theta"]``."""
 

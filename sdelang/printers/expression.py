@@ -1,6 +1,6 @@
 """SymPy expressions written in the `.sde` expression language.
 
-The language has ``+ - * / ^``, numbers, ``pi``, the functions ``exp log sqrt sin cos tanh abs``,
+The language has ``+ - * / ^``, numbers, ``pi``, the functions ``exp log sqrt sin cos tanh abs sign``,
 network calls ``name(x, y, t)[i]`` and ``grad(e)[i]``. :class:`SdeExpressionPrinter` writes exactly
 that subset and raises :class:`UnprintableExpression` for anything else (an ``Integral``, a
 ``Piecewise``, a symbol the model does not declare ...), so that printed text always parses back to
@@ -20,6 +20,7 @@ import sympy
 from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
+from ..model.functions import RealAbs, RealSign
 from ..model.symbols import NetOutput
 
 
@@ -35,6 +36,9 @@ _FUNCTIONS = {
     sympy.cos: "cos",
     sympy.tanh: "tanh",
     sympy.Abs: "abs",
+    RealAbs: "abs",
+    sympy.sign: "sign",
+    RealSign: "sign",
 }
 
 _ATOMS = (sympy.Symbol, sympy.Rational, sympy.Float)
