@@ -6,14 +6,15 @@
 """
 from __future__ import annotations
 
+from .budget import BudgetExceeded, time_budget
 from .emit.registry import BackendError, available_backends, emit
-from .errors import DerivationError, SpecError
+from .errors import DerivationError, EmitError, SpecError
 from .model import Model
 from .model.symbols import NetOutput
 from .loader import load, parse
 
 __all__ = [
-    "BackendError", "DerivationError", "Model", "NetOutput", "SpecError",
-    "available_backends", "emit", "load", "parse",
+    "BackendError", "BudgetExceeded", "DerivationError", "EmitError", "Model", "NetOutput", "SpecError",
+    "available_backends", "emit", "load", "parse", "time_budget",
 ]
 __version__ = "0.1.0"

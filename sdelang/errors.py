@@ -5,6 +5,23 @@ import difflib
 from typing import Iterable, Optional
 
 
+def source_lines(text: str) -> list:
+    """The lines of a spec as the parser counts them: split at ``\n`` only (``str.splitlines``
+    also splits at form feeds, U+0085, U+2028 ..., which would put carets on the wrong line)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def normalize_newlines(text: str) -> str:
+    """``\r\n`` and a lone ``\r`` (old Mac files) become ``\n``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_SHOWN_WIDTH = 100  # characters of a long source line shown around the error's column
+
+
 class SpecError(Exception):
     """A malformed or meaningless `.sde` spec.
 
@@ -34,7 +51,7 @@ class SpecError(Exception):
         if path is not None and self.path is None:
             self.path = path
         if text is not None and self.source_line is None and self.line is not None:
-            lines = text.splitlines()
+            lines = source_lines(text)
             if 1 <= self.line <= len(lines):
                 self.source_line = lines[self.line - 1]
         self.args = (self.__str__(),)
@@ -48,10 +65,18 @@ class SpecError(Exception):
                 where += f":{self.column}"
         text = f"{where}: {self.message}"
         if self.source_line is not None:
-            shown = self.source_line.expandtabs(1).rstrip("\n")
+            shown = "".join(c if c.isprintable() else "\ufffd"
+                            for c in self.source_line.expandtabs(1).rstrip("\n"))
+            caret = max((self.column or 1) - 1, 0)
+            if len(shown) > _SHOWN_WIDTH:  # a window around the column
+                start = max(0, min(caret - _SHOWN_WIDTH // 2, len(shown) - _SHOWN_WIDTH))
+                window = shown[start:start + _SHOWN_WIDTH]
+                prefix = "..." if start > 0 else ""
+                shown = prefix + window + ("..." if start + _SHOWN_WIDTH < len(shown) else "")
+                caret = caret - start + len(prefix)
             text += "\n    " + shown
             if self.column is not None:
-                text += "\n    " + " " * max(self.column - 1, 0) + "^"
+                text += "\n    " + " " * caret + "^"
         return text
 
 

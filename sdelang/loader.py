@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+import stat
+from typing import BinaryIO, Optional, Union
 
-from .errors import SpecError
+from .budget import BudgetExceeded, budget
+from .errors import SpecError, normalize_newlines
 from .model.model import Model
 
 
@@ -12,11 +14,22 @@ def parse(text: str, *, path: Optional[str] = None, **overrides) -> Model:
     """The Model that the ``.sde`` text describes; keyword arguments override parameter values.
 
     Any malformed input raises :class:`SpecError` (never another exception)."""
+    if not isinstance(text, str):
+        raise SpecError(f"a spec is text, got {type(text).__name__}", path=path)
+    try:
+        with budget("reading the spec"):
+            return _parse(text, path, overrides)
+    except BudgetExceeded as exc:
+        raise SpecError(str(exc), path=path) from None
+
+
+def _parse(text: str, path: Optional[str], overrides) -> Model:
     from .model.build import build_model
     from .syntax.parser import parse_spec
 
-    if not isinstance(text, str):
-        raise SpecError(f"a spec is text, got {type(text).__name__}", path=path)
+    if text.startswith("\ufeff"):  # a byte-order mark is no part of the spec
+        text = text[1:]
+    text = normalize_newlines(text)
     spec = parse_spec(text, path=path)
     model = build_model(spec, text=text, path=path)
     if overrides:
@@ -46,14 +59,15 @@ def _at_declaration(err: SpecError, spec, overrides, text: str, path) -> SpecErr
     return err.located(text=text)
 
 
-def load(path: Union[str, "os.PathLike[str]"], /, **overrides) -> Model:
-    """Read and parse a ``.sde`` file; keyword arguments override parameter values."""
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise SpecError(f"cannot read spec: {exc.strerror or exc}", path=path) from None
+#: The largest spec read (bytes): /dev/zero or a stray multi-gigabyte file ends with an error.
+MAX_SPEC_BYTES = 10 * 2**20
+
+
+def read_spec_text(stream: BinaryIO, path: str) -> str:
+    """The text of a spec read from ``stream`` (at most MAX_SPEC_BYTES, UTF-8, no NUL bytes)."""
+    raw = stream.read(MAX_SPEC_BYTES + 1)
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"the spec is larger than {MAX_SPEC_BYTES // 2**20} MiB; is this a spec?", path=path)
     if b"\x00" in raw:
         raise SpecError("this is a binary file, not a .sde spec", path=path, line=1, column=1)
     try:
@@ -62,4 +76,22 @@ def load(path: Union[str, "os.PathLike[str]"], /, **overrides) -> Model:
         line = raw[: exc.start].count(b"\n") + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise SpecError("the spec is not valid UTF-8 text", path=path, line=line, column=column) from None
+    return text
+
+
+def load(path: Union[str, "os.PathLike[str]"], /, **overrides) -> Model:
+    """Read and parse a ``.sde`` file; keyword arguments override parameter values."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise SpecError(f"a spec is named by a path (str or os.PathLike), got {type(path).__name__}") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before open(): opening a FIFO would block
+            raise SpecError("cannot read spec: it is not a regular file", path=path)
+        with open(path, "rb") as fh:
+            text = read_spec_text(fh, path)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror or exc}", path=path) from None
     return parse(text, path=path, **overrides)

@@ -293,7 +293,7 @@ def _kernel_methods(model, names: _Names) -> List[str]:
     kernel = kernel_expressions(model)
     if kernel is None:
         return []
-    mean, spread, x0_symbols, diagonal = kernel
+    mean, spread, x0_symbols, diagonal, frozen = kernel
     printer_names = dict(names.states)
     printer_names.update(names.params)
     printer_names[model.time] = "_te" if model.elementwise else "t"
@@ -314,6 +314,9 @@ def _kernel_methods(model, names: _Names) -> List[str]:
     body.append(f"{INDENT}t = jnp.asarray(t, dtype=x0.dtype)")
     if model.elementwise:
         body.append(f"{INDENT}_te = runtime.elementwise_time(t)")
+    if frozen:
+        fields = ", ".join(f"{name!r}: self.{names.table.param(name)}" for name in frozen)
+        body.append(f"{INDENT}runtime.check_kernel_parameters({{{fields}}}, {frozen!r})")
     for p in model.parameters:
         if any(p.symbol in e.free_symbols for e in exprs):
             body.append(f"{INDENT}{names.params[p.symbol]} = self.{names.params[p.symbol]}")

@@ -5,18 +5,15 @@ torch backend: :func:`sdelang.emit.kernel.gaussian_kernel`.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
-
-import sympy
-
 from sdelang.emit.kernel import gaussian_kernel
 
 
-def kernel_expressions(model) -> Optional[Tuple[List[sympy.Expr], List[sympy.Expr], Tuple[sympy.Symbol, ...], bool]]:
+def kernel_expressions(model):
     """(mean entries, std entries (diagonal) or cov entries row-major (coupled), x0 symbols,
-    diagonal?) in terms of t, the parameters and the x0 symbols; None when there is no kernel."""
+    diagonal?, frozen parameters) in terms of t, the parameters and the x0 symbols; None when
+    there is no kernel."""
     kernel = gaussian_kernel(model)
     if kernel is None:
         return None
     spread = kernel.std if kernel.diagonal else kernel.cov
-    return list(kernel.mean), list(spread), kernel.x0, kernel.diagonal
+    return list(kernel.mean), list(spread), kernel.x0, kernel.diagonal, dict(kernel.frozen)

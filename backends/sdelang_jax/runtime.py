@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import lineax as lx
 
 from sdelang.emit.embedded_spec import model_from_spec
+from sdelang.emit.kernel import check_kernel_parameters  # noqa: F401 (generated code calls it)
 
 
 class MissingNetError(RuntimeError):

@@ -40,9 +40,10 @@ def kernel_method(model, table: NameTable) -> List[str]:
         ret = f"{stack_state(model, code.outputs[:n])}, torch.stack([{', '.join(rows)}], dim=-2)"
         kind = "full"
     lines = [f"    kernel_kind = {kind!r}", ""]
+    guard = [f"{INDENT}runtime.check_kernel_parameters(self.param_values, {dict(kernel.frozen)!r})"] if kernel.frozen else []
     return lines + _method("_kernel(self, t, y)",
                            "Mean and std (diagonal kernel) or cov of x_t given x_t0 = y (model.marginal()).",
-                           code.lines, ret)
+                           guard + list(code.lines), ret)
 
 
 def _normal_method(model, table: NameTable, name: str, laws) -> List[str]:

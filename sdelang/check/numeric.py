@@ -27,6 +27,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..derive.density_defect import density_defect
 from ..errors import DerivationError
 from .dynamics import Dynamics
 from .horizon import relaxation_horizon
@@ -271,6 +272,11 @@ def run_numeric_check(
         raise DerivationError(f"model {model.name} has no noise: a numeric stationarity check needs an SDE")
     rng = np.random.default_rng(seed)
     target = TargetDensity.from_model(model, density_name, dimension)
+    declared = model.density(target.name)
+    defect = density_defect(model, declared.density_expr, declared.log_expr, is_log=declared.is_log, seed=seed)
+    if defect is not None:
+        raise DerivationError(f"density '{target.name}' of {model.name} is not a probability density "
+                              f"({defect}); there is nothing to sample from")
     sampler = sampler_for(target)
     m = n_reference or REFERENCE_FACTOR * n
     draws = sampler.sample(n, rng)

@@ -12,6 +12,7 @@ import argparse
 import importlib
 from typing import List
 
+from ..emit.registry import available_backends
 from ..model.model import Model
 from .common import UsageError, add_spec_arguments, load_model, require_density
 
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace, out) -> int:
     names = stationary_claims(model, args.density)
     if args.numeric:
         numeric_checker()  # fail early (exit 2) when the numeric check is not installed
+        if (args.backend or "torch") not in available_backends():
+            raise UsageError(f"unknown backend '{args.backend}'; available: {', '.join(available_backends())}")
     if not names:
         out.write("nothing to check: the spec asserts no stationary density (use --density NAME)\n")
         return 0

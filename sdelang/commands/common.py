@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
+import sys
 import tempfile
 from typing import Dict, List, Tuple, Union
 
 from ..errors import did_you_mean
-from ..loader import load
+from ..loader import load, parse, read_spec_text
 from ..model.model import Model
 
 Number = Union[int, float]
@@ -59,8 +61,12 @@ def param_overrides(assignments: List[Tuple[str, Number]]) -> Dict[str, Number]:
 
 
 def load_model(args: argparse.Namespace) -> Model:
-    """The spec of ``args.spec`` with the ``--param`` overrides (SpecError if either is bad)."""
-    return load(args.spec, **param_overrides(args.params))
+    """The spec of ``args.spec`` (``-``: standard input) with the ``--param`` overrides
+    (SpecError if either is bad)."""
+    overrides = param_overrides(args.params)
+    if args.spec == "-":
+        return parse(read_spec_text(sys.stdin.buffer, "<stdin>"), path="<stdin>", **overrides)
+    return load(args.spec, **overrides)
 
 
 def require_density(model: Model, name: str) -> None:
@@ -71,9 +77,33 @@ def require_density(model: Model, name: str) -> None:
         raise UsageError(f"no density '{name}' in the spec{did_you_mean(name, names)}; declared: {declared}")
 
 
+def output_target(path: str, protected: Tuple[str, ...] = ()) -> str:
+    """The regular file that writing to ``path`` may replace: ``path`` itself, or the file a
+    symbolic link points to (written through, as ``cp`` does; the link stays). UsageError for
+    anything that is not a regular file (a directory, FIFO, socket or device) and for a file in
+    ``protected`` (the spec being compiled), however it is named."""
+    target = os.path.realpath(path)
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"refusing to write {path}: it is not a regular file")
+    for other in protected:
+        try:
+            if os.path.samefile(target, other):
+                raise UsageError(f"refusing to write {path}: it is the spec {other} itself")
+        except OSError:
+            continue
+    return target
+
+
 def write_atomically(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory and ``os.replace``:
-    readers see the old file or the complete new one, never a partial write."""
+    readers see the old file or the complete new one, never a partial write. ``path`` must be a
+    regular file or not exist (see :func:`output_target`)."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         mode = os.stat(path).st_mode & 0o777

@@ -1,14 +1,15 @@
 """``sdelang compile SPEC --backend torch|jax [-o FILE]``: the generated Python source.
 
 The backend is imported only here, on demand; an unknown or uninstalled backend is a usage error
-(exit status 2). With ``-o`` the file is written atomically (no partial file on failure).
+(exit status 2). With ``-o`` the file is written atomically (no partial file on failure), through a symbolic
+link to the file it names; the spec itself and anything that is not a regular file are refused.
 """
 from __future__ import annotations
 
 import argparse
 
 from ..emit.registry import BackendError, available_backends, emit
-from .common import UsageError, add_spec_arguments, load_model, write_atomically
+from .common import UsageError, add_spec_arguments, load_model, output_target, write_atomically
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,8 +38,9 @@ def run(args: argparse.Namespace, out) -> int:
     if args.output is None:
         out.write(source)
         return 0
+    target = output_target(args.output, protected=(args.spec,) if args.spec != "-" else ())
     try:
-        write_atomically(args.output, source)
+        write_atomically(target, source)
     except OSError as exc:
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     return 0

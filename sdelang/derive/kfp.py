@@ -22,18 +22,31 @@ DENSITY = sympy.Function("p")
 
 
 def kfp_rhs(model, p: sympy.Expr) -> sympy.Expr:
-    """-Σ_i ∂_i (f_i p) + ½ Σ_ij ∂_i ∂_j (D_ij p) for an explicit expression or function p."""
+    """-Σ_i ∂_i (f_i p) + ½ Σ_ij ∂_i ∂_j (D_ij p) for an explicit expression or function p,
+    expanded by the product rule so that the derivatives of p are taken once each:
+
+        ½ Σ_ij D_ij ∂_i∂_j p + Σ_j (Σ_i ∂_i D_ij - f_j) ∂_j p + (½ Σ_ij ∂_i∂_j D_ij - Σ_i ∂_i f_i) p
+
+    (D is symmetric; an n-state model with general noise costs O(n²) small derivatives)."""
     m = to_ito(model)
     xs, f, D = m.states, m.drift, diffusion_tensor(m.diffusion)
     n = len(xs)
-    rhs = sympy.S.Zero
-    for i in range(n):
-        rhs -= sympy.diff(f[i] * p, xs[i])
-    for i in range(n):
-        for j in range(n):
-            if D[i, j] != 0:
-                rhs += sympy.Rational(1, 2) * sympy.diff(D[i, j] * p, xs[i], xs[j])
-    return rhs
+    half = sympy.Rational(1, 2)
+    dp = [sympy.diff(p, x) for x in xs]
+    second, first, zeroth = [], [], []
+    for j in range(n):
+        coefficient = -f[j]
+        for i in range(n):
+            if D[i, j] == 0:
+                continue
+            coefficient += sympy.diff(D[i, j], xs[i])
+            if i <= j:
+                weight = half if i == j else sympy.S.One
+                second.append(weight * D[i, j] * sympy.diff(dp[i], xs[j]))
+            zeroth.append(half * sympy.diff(D[i, j], xs[i], xs[j]))
+        first.append(coefficient * dp[j])
+        zeroth.append(-sympy.diff(f[j], xs[j]))
+    return sympy.Add(*second) + sympy.Add(*first) + sympy.Add(*zeroth) * p
 
 
 def _elementwise_rhs(model, p: sympy.Expr) -> sympy.Expr:
@@ -63,5 +76,5 @@ def kfp(model) -> sympy.Eq:
     m = to_ito(model)
     p = DENSITY(*m.states, m.time)
     if m.elementwise:
-        return sympy.Eq(sympy.Derivative(p, m.time), _elementwise_rhs(m, p))
-    return sympy.Eq(sympy.Derivative(p, m.time), kfp_rhs(m, p))
+        return sympy.Eq(sympy.Derivative(p, m.time), _elementwise_rhs(m, p), evaluate=False)
+    return sympy.Eq(sympy.Derivative(p, m.time), kfp_rhs(m, p), evaluate=False)

@@ -28,12 +28,33 @@ def reverse_time_symbol(model) -> sympy.Symbol:
     return sympy.Symbol(fresh_name("s", taken_names(model)))
 
 
+def _checked_t_min(model, T, t_min) -> sympy.Expr:
+    """t_min (default t0), which must lie in [t0, T): the reverse model runs on s ∈ [0, T - t_min]."""
+    from ..errors import DerivationError
+
+    if t_min is None:
+        return sympy.sympify(model.t0)
+    if isinstance(t_min, bool) or not isinstance(t_min, (int, float, sympy.Expr)):
+        raise DerivationError(f"t_min must be a number, got {t_min!r}")
+    t_min = sympy.sympify(t_min)
+    params = {p.symbol for p in model.parameters}
+    if not t_min.free_symbols <= params or t_min.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+        raise DerivationError(f"t_min must be a finite number (or an expression in the parameters), got {t_min}")
+    values = model.param_substitution()
+    lo, hi, at = (sympy.sympify(e).xreplace(values) for e in (model.t0, T, t_min))
+    if lo.is_number and hi.is_number and at.is_number and not (bool(lo <= at) and bool(at < hi)):
+        raise DerivationError(
+            f"t_min = {at} must lie in [t0, T) = [{lo}, {hi}) of {model.name}: the reverse-time model "
+            f"runs on s in [0, T - t_min]")
+    return t_min
+
+
 def reverse(model, score=None, *, t_min: Optional[sympy.Expr] = None,
             name: Optional[str] = None):
     """The reverse-time model in s = T - t (T = ``model.t1``, t_min = ``model.t0`` by default)."""
     m = to_ito(model)
     t, T = m.time, sympy.sympify(m.t1)
-    t_min = sympy.sympify(m.t0 if t_min is None else t_min)
+    t_min = _checked_t_min(m, T, t_min)
     s = reverse_time_symbol(model)
     back = {t: T - s}
 

@@ -26,10 +26,12 @@ from typing import Dict, Optional, Tuple
 
 import sympy
 
+from ..budget import BudgetExceeded, budget, default_seconds
 from ..errors import DerivationError
 from ..model.model import log_of
 from ..model.symbols import NetOutput
 from .calculus import to_ito
+from .density_defect import density_defect
 from .operators import diffusion_tensor, elementwise_sum, resolve_density
 
 HOLDS, FAILS, UNDECIDED = "holds", "fails", "undecided"
@@ -55,6 +57,8 @@ class StationarityResult:
     time_dependent: bool = False
     elementwise: bool = False
     is_ode: bool = False
+    #: Why p is no probability density (negative, not integrable), when that was found.
+    defect: Optional[str] = None
 
     @property
     def holds(self) -> bool:
@@ -67,6 +71,10 @@ class StationarityResult:
         what = "solves the Fokker–Planck equation of" if self.time_dependent else "is stationary for"
         equation = "Liouville" if self.is_ode else "Fokker–Planck"
         head = f"p = {self.density}"
+        if self.defect is not None:
+            vanishes = "vanishes" if self.residual == 0 else f"is {self.residual}"
+            return (f"{head} is NOT a stationary density of {self.model_name}: it is not a probability "
+                    f"density ({self.defect}); its {equation} residual {vanishes}.")
         if self.status == HOLDS:
             return (f"{head} {what} {self.model_name}: the {equation} residual "
                     f"(rhs / p{' - ∂t log p' if self.time_dependent else ''}) simplifies to 0 "
@@ -76,9 +84,10 @@ class StationarityResult:
             for pt, val in self.spot_checks[:3]
         )
         if self.status == FAILS:
+            where = f", e.g. at {points}" if points else ""
             return (f"{head} does NOT {'solve the equation of' if self.time_dependent else 'stay stationary under'} "
                     f"{self.model_name}: the {equation} residual is\n    {self.residual}\n"
-                    f"which is non-zero, e.g. at {points}.")
+                    f"which is not identically 0{where}.")
         tail = f" It vanished numerically at {len(self.spot_checks)} random point(s) ({points}), which is not a proof." \
             if self.spot_checks else " It could not be evaluated numerically (learned nets or free symbols)."
         return (f"undecided whether {head} {what} {self.model_name}: the {equation} residual\n"
@@ -107,37 +116,55 @@ def log_density_residual(model, log_p: sympy.Expr, transient: bool = True) -> sy
     return r - sympy.diff(log_p, m.time) if transient else r
 
 
+def _rewrite_seconds() -> Optional[float]:
+    """Time for one rewrite of the residual: a quarter of the step budget, at most 15 s."""
+    seconds = default_seconds()
+    return None if seconds is None else min(15.0, seconds / 4)
+
+
+def _attempt(name: str, rewrite, expr: sympy.Expr, skipped: list) -> Optional[sympy.Expr]:
+    """rewrite(expr), or None when it fails or runs past its share of the budget (then its name
+    joins ``skipped``)."""
+    try:
+        with budget(f"{name} of the Fokker–Planck residual", seconds=_rewrite_seconds()):
+            return rewrite(expr)
+    except BudgetExceeded:
+        skipped.append(name)
+        return None
+    except Exception:  # a rewrite that cannot handle the expression simply does not help
+        return None
+
+
 def _reduce(r: sympy.Expr, max_ops: int) -> Tuple[sympy.Expr, str]:
-    """Cheap rewrites first, then a bounded simplify; returns (reduced form, method)."""
+    """Cheap rewrites first, then a bounded simplify, each within its share of the time budget;
+    returns (reduced form, method)."""
     if r == 0:
         return sympy.S.Zero, "identically 0 as built"
-    best = r
+    best, skipped = r, []
     for method, rewrite in (("expand", sympy.expand),
                             ("cancel", lambda e: sympy.cancel(sympy.together(e))),
                             ("expand after powsimp", lambda e: sympy.expand(sympy.powsimp(sympy.powdenest(e, force=True)))),
                             ):
-        try:
-            e = rewrite(r)
-        except Exception:  # a rewrite that cannot handle the expression simply does not help
+        e = _attempt(method, rewrite, r, skipped)
+        if e is None:
             continue
         if e == 0:
             return sympy.S.Zero, method
         if sympy.count_ops(e) < sympy.count_ops(best):
             best = e
     if sympy.count_ops(best) <= max_ops:
-        try:
-            e = sympy.simplify(best)
-        except Exception:
-            e = best
-        if e == 0:
+        e = _attempt("simplify", sympy.simplify, best, skipped)
+        if e is not None and e == 0:
             return sympy.S.Zero, "simplify"
-        if sympy.count_ops(e) < sympy.count_ops(best):
+        if e is not None and sympy.count_ops(e) < sympy.count_ops(best):
             best = e
-    return best, f"not reduced to 0 by expand/cancel/simplify (simplify limited to {max_ops} operations)"
+    timed_out = f"; {', '.join(skipped)} ran out of time" if skipped else ""
+    return best, (f"not reduced to 0 by expand/cancel/simplify (simplify limited to {max_ops} "
+                  f"operations{timed_out})")
 
 
 def _numeric_value(r: sympy.Expr, point: Dict[sympy.Symbol, sympy.Expr]) -> Optional[Tuple[float, float]]:
-    """(|r|, scale) at a point with 50 digits, or None if not a finite real number there."""
+    """(r, scale) at a point with 50 digits (r with its sign), or None if not a finite real number there."""
     terms = sympy.Add.make_args(r)
     try:
         values = [complex(sympy.N(term.xreplace(point), 50)) for term in terms]
@@ -149,7 +176,7 @@ def _numeric_value(r: sympy.Expr, point: Dict[sympy.Symbol, sympy.Expr]) -> Opti
     if abs(total.imag) > 1e-20 * (1 + abs(total.real)):
         return None
     scale = max([1.0] + [abs(v) for v in values])
-    return abs(total.real), scale
+    return total.real, scale
 
 
 def _random_point(symbols, model, positive_states: bool, rng: random.Random):
@@ -201,10 +228,12 @@ def check_stationary(model, p, *, log: bool = False, transient: bool = False, ma
     if isinstance(p, str):
         density = resolve_density(model, p)
         shown, log_p = density.density_expr, density.log_expr
+        is_log_density = density.is_log
     else:
         expr = sympy.sympify(p)
         shown = sympy.exp(expr) if log else expr
         log_p = expr if log else None
+        is_log_density = log
     public_to_assumed = model.assumption_symbols()
     assumed_to_public = {v: k for k, v in public_to_assumed.items()}
     assumed_model = model.replace(
@@ -232,6 +261,13 @@ def check_stationary(model, p, *, log: bool = False, transient: bool = False, ma
 
     raw = log_density_residual(assumed_model, log_p, transient=transient)
     reduced, method = _reduce(raw, max_ops)
+    defect = density_defect(model, sympy.sympify(shown), log_p.xreplace(assumed_to_public),
+                            is_log=is_log_density, seed=seed)
+    if defect is not None:
+        residual = reduced.xreplace(assumed_to_public)
+        return StationarityResult(residual=elementwise_sum(model, residual) if model.elementwise else residual,
+                                  status=FAILS, method="p is not a probability density", defect=defect,
+                                  **common)
     if reduced == 0:
         return StationarityResult(residual=sympy.S.Zero, status=HOLDS, method=method, **common)
 
@@ -239,7 +275,7 @@ def check_stationary(model, p, *, log: bool = False, transient: bool = False, ma
     checks = _spot_checks(public, model, samples, seed)
     residual = elementwise_sum(model, public) if model.elementwise else public
     shown_checks = tuple((pt, val) for pt, (val, _) in checks)
-    if any(val > 1e-8 * scale for _, (val, scale) in checks):
+    if any(abs(val) > 1e-8 * scale for _, (val, scale) in checks):
         return StationarityResult(residual=residual, status=FAILS,
                                   method=method + "; non-zero at a random point", spot_checks=shown_checks,
                                   **common)

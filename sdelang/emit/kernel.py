@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 import sympy
 from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
+from ..budget import BudgetExceeded, budget, default_seconds
 from ..errors import DerivationError
 from ..model.symbols import NetOutput
 
@@ -28,6 +29,9 @@ class GaussianKernel:
     cov: Tuple[sympy.Expr, ...]
     std: Optional[Tuple[sympy.Expr, ...]]
     x0: Tuple[sympy.Symbol, ...]
+    #: Parameters the kernel was derived at as numbers (the symbolic derivation ran past its
+    #: budget): {name: value}; the generated kernel refuses other values of these parameters.
+    frozen: Tuple[Tuple[str, float], ...] = ()
 
     @property
     def diagonal(self) -> bool:
@@ -73,8 +77,21 @@ def gaussian_kernel(model) -> Optional[GaussianKernel]:
     """The kernel of an affine SDE without networks, or None when the model has none."""
     if model.is_ode or any(e.has(NetOutput) for e in list(model.drift_matrix) + list(model.diffusion_matrix)):
         return None
+    frozen: Tuple[Tuple[str, float], ...] = ()
     try:
-        marginal = model.marginal()
+        try:
+            with budget("marginal() of the perturbation kernel", seconds=_symbolic_seconds()):
+                marginal = model.marginal()
+        except BudgetExceeded:
+            # Symbolic parameters made the exact derivation too slow (a coupled 3 x 3 system has
+            # cubic eigenvalues): derive the kernel at the parameters' values instead.
+            used = set().union(*(e.free_symbols for e in list(model.drift_matrix) + list(model.diffusion_matrix)))
+            values = {p.symbol: p.value for p in model.parameters if p.symbol in used and not p.integer}
+            if any(v is None for v in values.values()):
+                raise
+            numeric = model.replace(drift=model.drift.xreplace(values), diffusion=model.diffusion.xreplace(values))
+            marginal = numeric.marginal()
+            frozen = tuple((s.name, float(v)) for s, v in sorted(values.items(), key=lambda kv: kv[0].name))
     except (DerivationError, NotImplementedError):
         return None
     mean = [sympy.sympify(e) for e in marginal.mean]
@@ -88,4 +105,26 @@ def gaussian_kernel(model) -> Optional[GaussianKernel]:
         not (mean[i].free_symbols & (set(x0) - {x0[i]})) for i in range(n)
     )
     std = tuple(numerically_stable(sympy.sqrt(cov[i, i])) for i in range(n)) if diagonal else None
-    return GaussianKernel(tuple(mean), tuple(cov), std, x0)
+    return GaussianKernel(tuple(mean), tuple(cov), std, x0, frozen)
+
+
+def check_kernel_parameters(values, frozen) -> None:
+    """ValueError unless every parameter a kernel was derived at has that value in ``values``
+    ({name: number}; a value that cannot be read as a number, e.g. a traced one, is not checked)."""
+    for name, expected in frozen.items():
+        try:
+            value = float(values[name])
+        except (TypeError, ValueError, KeyError):
+            continue
+        if value != expected:
+            raise ValueError(
+                f"this module's perturbation kernel was derived at {name} = {expected} (the exact "
+                f"derivation in the symbolic parameters ran past its time budget); compile the model "
+                f"with {name} = {value} as its value (model.with_params({name}={value}).compile(...))")
+
+
+def _symbolic_seconds() -> Optional[float]:
+    """Time for the exact (symbolic-parameter) kernel before falling back to numbers: a sixth of
+    the step budget, at most 10 s."""
+    seconds = default_seconds()
+    return None if seconds is None else min(10.0, seconds / 6)

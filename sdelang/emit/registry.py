@@ -10,6 +10,8 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Dict
 
+from ..budget import budget
+
 GROUP = "sdelang.backends"
 
 # Backends shipped in this repository, used when the distribution's entry points are not
@@ -57,7 +59,8 @@ def get_backend(name: str):
 
 def emit(model, backend: str, /, **options) -> str:
     """The generated Python source of ``model`` for ``backend``, as text."""
-    return get_backend(backend).emit(model, **options)
+    with budget("code generation"):
+        return get_backend(backend).emit(model, **options)
 
 
 def compile_model(model, backend: str, /, **nets):

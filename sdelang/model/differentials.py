@@ -81,10 +81,17 @@ class Differentials:
 
 
 def additive_terms(node: ast.Expr, sign: int = 1) -> List[Tuple[int, ast.Expr]]:
-    """The top-level terms of ``a + b - c`` with their signs (to point at an offending term)."""
-    if isinstance(node, ast.BinaryOp) and node.op in "+-":
-        right_sign = sign if node.op == "+" else -sign
-        return additive_terms(node.left, sign) + additive_terms(node.right, right_sign)
-    if isinstance(node, ast.UnaryOp):
-        return additive_terms(node.operand, sign if node.op == "+" else -sign)
-    return [(sign, node)]
+    """The top-level terms of ``a + b - c`` with their signs (to point at an offending term),
+    in order, without recursion."""
+    terms = []
+    stack = [(sign, node)]
+    while stack:
+        sign, node = stack.pop()
+        if isinstance(node, ast.BinaryOp) and node.op in "+-":
+            stack.append((sign if node.op == "+" else -sign, node.right))
+            stack.append((sign, node.left))
+        elif isinstance(node, ast.UnaryOp):
+            stack.append((sign if node.op == "+" else -sign, node.operand))
+        else:
+            terms.append((sign, node))
+    return terms

@@ -82,6 +82,8 @@ _SCALAR_FUNCTIONS = {
     "tanh": sympy.tanh, "sigmoid": sigmoid, "abs": RealAbs, "sign": RealSign,
 }
 _LOG10_DOUBLE_MAX = math.log10(1.7976931348623157e308)
+#: Let-function expansions allowed in one statement (each call at new arguments is one).
+MAX_EXPANSIONS = 20_000
 
 
 class Lowering:
@@ -262,8 +264,16 @@ class Lowering:
         return value
 
     def _BinaryOp(self, node: ast.BinaryOp) -> Value:
-        left = self._arith_operand(node.left)
-        right = self._arith_operand(node.right)
+        """A chain ``a + b - c`` (or ``a * b / c``) is lowered left to right without recursion, so a
+        sum of thousands of terms is no deeper than one term."""
+        nodes = ast.spine(node)
+        value = self._arith_operand(nodes[-1].left)
+        for step in reversed(nodes):
+            value = self._combine(step, value, self._arith_operand(step.right))
+        return value
+
+    def _combine(self, node: ast.BinaryOp, left: Value, right: Value) -> Value:
+        """``left node.op right`` for lowered operands (errors located at ``node``)."""
         op = node.op
         if isinstance(left, LinearForm) or isinstance(right, LinearForm):
             return self._linear(op, left, right, node)
@@ -455,6 +465,23 @@ class Lowering:
         """A let function's body with its formals bound to the arguments (lexical scope)."""
         self._check_arity(node, len(function.formals), f"'{function.name}'")
         bound = {formal: self.value(arg) for formal, arg in zip(function.formals, node.args)}
+        key = None
+        if not any(isinstance(v, LinearForm) for v in bound.values()):
+            key = (function.name, self.names, tuple(bound.values()))
+            if key in self.scope.expansions:  # f(u) + f(u): the same expansion, shared
+                return self.scope.expansions[key]
+        self.scope.expansion_count += 1
+        if self.scope.expansion_count > MAX_EXPANSIONS:
+            raise self._error(
+                f"expanding the let function '{function.name}' here needs more than {MAX_EXPANSIONS:,} "
+                "expansions (functions calling functions at new arguments multiply); simplify the lets",
+                node.span)
+        value = self._expand_body(function, bound)
+        if key is not None:
+            self.scope.expansions[key] = value
+        return value
+
+    def _expand_body(self, function: LetFunction, bound: Dict[str, Value]) -> Value:
         inner = Lowering(
             self.scope, names=self.names, differentials=self.differentials, allow_inf=False,
             locals=bound, visible=function.visible, what=self.what,

@@ -13,6 +13,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import sympy
 
+from ..budget import budgeted
 from .expression_size import has_any
 from .functions import RealAbs, RealSign
 from .symbols import SymbolTuple
@@ -315,6 +316,7 @@ class Model:
         return hash((self.states, self.brownians, self.calculus, self.drift_matrix.shape))
 
     # ------------------------------------------------------------------------- derivations
+    @budgeted('kfp()')
     def kfp(self):
         """∂p/∂t = -Σ_i ∂_i (f_i p) + ½ Σ_ij ∂_i ∂_j (D_ij p), D = G Gᵀ (Itô form)."""
         from ..derive.kfp import kfp
@@ -327,38 +329,45 @@ class Model:
 
         return generator(self)
 
+    @budgeted('reverse()')
     def reverse(self, score=None, **options) -> "Model":
         """The reverse-time SDE in its own forward time s = T - t (DESIGN.md section 4)."""
         from ..derive.reverse import reverse
 
         return reverse(self, score=score, **options)
 
+    @budgeted('probability_flow()')
     def probability_flow(self, score=None, **options) -> "Model":
         """dx/dt = f - ½ ∇·D - ½ D ∇ log p_t: the ODE with the same marginals."""
         from ..derive.flow import probability_flow
 
         return probability_flow(self, score=score, **options)
 
+    @budgeted('to_ito()')
     def to_ito(self) -> "Model":
         from ..derive.calculus import to_ito
 
         return to_ito(self)
 
+    @budgeted('to_stratonovich()')
     def to_stratonovich(self) -> "Model":
         from ..derive.calculus import to_stratonovich
 
         return to_stratonovich(self)
 
+    @budgeted('check_stationary()')
     def check_stationary(self, p, **options):
         from ..derive.stationarity import check_stationary
 
         return check_stationary(self, p, **options)
 
+    @budgeted('marginal()')
     def marginal(self, **options):
         from ..derive.marginal import marginal
 
         return marginal(self, **options)
 
+    @budgeted('divergence()')
     def divergence(self):
         from ..derive.divergence import divergence
 
@@ -387,12 +396,14 @@ class Model:
         return f"<Model {self.name}: {self.n_states} state(s), {self.n_brownians} Brownian motion(s), {self.calculus}>"
 
     # ------------------------------------------------------------------------- backends
+    @budgeted('compile()')
     def compile(self, backend: str, /, **nets):
         """A ready module of the named backend, networks attached by name (``score=net``)."""
         from ..emit.registry import compile_model
 
         return compile_model(self, backend, **nets)
 
+    @budgeted('emit()')
     def emit(self, backend: str, /, **options) -> str:
         from ..emit.registry import emit
 

@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import sympy
 
-from ..errors import SpecError, did_you_mean
+from ..errors import SpecError, did_you_mean, source_lines
 from ..syntax import ast
 from .symbols import SCORE_NET
 
@@ -42,7 +42,7 @@ class Source:
     def __init__(self, text: str, path: Optional[str]):
         self.text = text or ""
         self.path = path
-        self._lines = self.text.splitlines()
+        self._lines = source_lines(self.text)
 
     def line(self, number: int) -> Optional[str]:
         return self._lines[number - 1] if 1 <= number <= len(self._lines) else None
@@ -103,6 +103,10 @@ class Scope:
     elementwise: bool = False
     #: nets called without a declaration (the built-in ``score``), in order of first use.
     implicit_nets: List[str] = field(default_factory=list)
+    #: let-function calls already expanded ((name, context, argument values) -> value) and how
+    #: many expansions the current statement has made (bounded: see expressions.MAX_EXPANSIONS).
+    expansions: Dict[tuple, object] = field(default_factory=dict)
+    expansion_count: int = 0
 
     # ------------------------------------------------------------------ declaring
     def check_identifier(self, ident: ast.Ident, what: str) -> None:

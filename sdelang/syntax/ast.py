@@ -217,3 +217,49 @@ class Spec:
     name: Ident
     statements: Tuple[Statement, ...]
     span: Span
+
+
+# ----------------------------------------------------------------------------- nesting
+_CHAINS = {"+": "+-", "-": "+-", "*": "*/", "/": "*/"}
+
+
+def children(node) -> Tuple["Expr", ...]:
+    """The expressions directly inside ``node`` (an expression, interval or statement)."""
+    out = []
+    for value in vars(node).values():
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, (Number, Name, BinaryOp, UnaryOp, Call, Index, VectorLiteral, Interval,
+                                 StateItem, ParamItem)):
+                out.append(item)
+    return tuple(out)
+
+
+def spine(node: BinaryOp) -> Tuple[BinaryOp, ...]:
+    """The nodes of a left-associated chain ``a + b - c`` (or ``a * b / c``), outermost first,
+    found without recursion: the innermost node's ``left`` is the chain's first operand."""
+    family = _CHAINS.get(node.op, node.op)
+    nodes = []
+    while isinstance(node, BinaryOp) and node.op in family:
+        nodes.append(node)
+        node = node.left
+    return tuple(nodes)
+
+
+def deepest(node):
+    """(depth, node) of the most deeply nested expression under ``node``, counting a chain
+    ``a + b + c`` (or ``a * b * c``) as one level, without recursion."""
+    best = (0, node)
+    stack = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > best[0]:
+            best = (depth, current)
+        if isinstance(current, BinaryOp) and current.op in _CHAINS:
+            family = _CHAINS[current.op]
+            for child in children(current):
+                same = isinstance(child, BinaryOp) and child.op in family and child is current.left
+                stack.append((child, depth if same else depth + 1))
+        else:
+            stack.extend((child, depth + 1) for child in children(current))
+    return best

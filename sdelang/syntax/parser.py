@@ -10,12 +10,17 @@ import functools
 from importlib import resources
 from typing import Iterator, Optional
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
+from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedInput, VisitError
 
-from ..errors import SpecError
+from ..errors import SpecError, normalize_newlines, source_lines
 from . import ast
 from .syntax_errors import syntax_error
+
+#: The deepest nesting of expressions (function calls, powers, signs, brackets of operators)
+#: accepted; sums and products of any length count as one level.
+MAX_NESTING = 100
 
 _OPENERS = {"LPAR", "LSQB"}
 _CLOSERS = {"RPAR", "RSQB"}
@@ -71,7 +76,7 @@ def _ident(token: Token) -> ast.Ident:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     """Lark parse tree → :mod:`sdelang.syntax.ast` nodes (one method per grammar rule)."""
 
     # ------------------------------------------------------------------ top level
@@ -208,10 +213,12 @@ def parse_spec(text: str, path: Optional[str] = None) -> ast.Spec:
         raise SpecError(f"a spec is text, got {type(text).__name__}", path=path)
     if text.startswith("\ufeff"):  # a byte-order mark is no part of the spec
         text = text[1:]
-    if all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
+    text = normalize_newlines(text)
+    lines = source_lines(text)
+    if all(not line.strip() or line.lstrip().startswith("#") for line in lines):
         raise SpecError(
             "the spec is empty (nothing but blanks and comments); expected 'model NAME { ... }'",
-            path=path, line=1, column=1, source_line=text.splitlines()[0] if text.splitlines() else "",
+            path=path, line=1, column=1, source_line=lines[0] if lines else "",
         )
     try:
         tree = lark_parser().parse(text)
@@ -220,12 +227,20 @@ def parse_spec(text: str, path: Optional[str] = None) -> ast.Spec:
     except RecursionError:
         raise SpecError("the spec is nested too deeply to parse", path=path, line=1, column=1) from None
     try:
-        return _TO_AST.transform(tree)
-    except VisitError as exc:  # only a RecursionError can get here for a tree the grammar accepted
-        if isinstance(exc.orig_exc, RecursionError):
-            raise SpecError(
-                "an expression is nested too deeply", path=path, line=1, column=1
-            ) from None
+        spec = _TO_AST.transform(tree)  # iterative: any tree the grammar accepts
+    except VisitError as exc:
         raise exc.orig_exc
-    except RecursionError:
-        raise SpecError("an expression is nested too deeply", path=path, line=1, column=1) from None
+    for statement in spec.statements:
+        depth, node = ast.deepest(statement)
+        if depth > MAX_NESTING:
+            span = getattr(node, "span", statement.span)
+            raise SpecError(
+                f"this expression is nested more than {MAX_NESTING} levels deep (a chain a + b + ... "
+                "counts as one level); write it with lets", path=path, line=span.line, column=span.column,
+                source_line=_line(text, span.line))
+    return spec
+
+
+def _line(text: str, number: int) -> Optional[str]:
+    lines = source_lines(text)
+    return lines[number - 1] if 1 <= number <= len(lines) else None

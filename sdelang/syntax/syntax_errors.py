@@ -11,7 +11,7 @@ from typing import Iterable, List, Optional, Tuple
 
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..errors import SpecError
+from ..errors import SpecError, source_lines
 
 _READABLE = {
     "NAME": "a name",
@@ -27,7 +27,7 @@ _MAX_EXPECTED = 12
 
 
 def _source_line(text: str, line: int) -> Optional[str]:
-    lines = text.splitlines()
+    lines = source_lines(text)
     return lines[line - 1] if 1 <= line <= len(lines) else None
 
 
@@ -102,13 +102,13 @@ def _bracket_error(text: str, path: Optional[str], error_offset: int) -> Optiona
 
 def _end_of_text(text: str) -> Tuple[int, int]:
     """1-based (line, column) just after the last non-blank character."""
-    lines = text.rstrip().splitlines() or [""]
+    lines = source_lines(text.rstrip()) or [""]
     return len(lines), len(lines[-1]) + 1
 
 
 def _offset(text: str, line: int, column: int) -> int:
-    lines = text.splitlines(keepends=True)
-    return sum(len(l) for l in lines[: line - 1]) + column - 1
+    lines = text.split("\n")
+    return sum(len(l) + 1 for l in lines[: line - 1]) + column - 1
 
 
 def syntax_error(exc: UnexpectedInput, text: str, path: Optional[str]) -> SpecError:
