@@ -196,4 +196,4 @@ def test_tracebacks_show_generated_lines():
         mod.f(0.0, torch.zeros(3, 2))
     except RuntimeError:
         text = traceback.format_exc()
-    assert "self.nets_by_name['f'](y, " in text
+    assert "runtime.call_net(self.nets_by_name, 'f', y, " in text

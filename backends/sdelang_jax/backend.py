@@ -21,7 +21,7 @@ class JaxBackend:
     def compile(self, model, **kwargs):
         """An instance of the generated class; keyword arguments are parameter values and
         networks by name (``score=net``)."""
-        check_compile_arguments(model, kwargs)
+        kwargs = check_compile_arguments(model, kwargs)
         cls = load_class(model)
         renamed = {**cls.param_fields, **cls.net_fields}
         unknown = sorted(set(kwargs) - set(renamed))

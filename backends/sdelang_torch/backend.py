@@ -33,7 +33,7 @@ class TorchBackend:
     def compile(self, model, /, **kwargs):
         """An instance of the generated module: keyword arguments are networks by name
         (``score=net``: an ``nn.Module`` or any callable net(x, t)) and parameter overrides."""
-        check_compile_arguments(model, kwargs)
+        kwargs = check_compile_arguments(model, kwargs)
         cls = self.module_class(model)
         net_names = set(cls.net_names + cls.extra_net_names)
         param_names = set(cls.param_defaults)

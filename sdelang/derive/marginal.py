@@ -23,6 +23,7 @@ from typing import List, Optional
 import sympy
 
 from ..errors import DerivationError
+from ..model.expression_size import brief
 from ..model.symbols import SymbolTuple
 from .calculus import to_ito
 from .operators import diffusion_tensor, fresh_name, taken_names
@@ -74,7 +75,7 @@ def affine_parts(model):
             if a.free_symbols & set(xs) or a.has(sympy.Derivative):
                 raise DerivationError(
                     f"marginal() needs an affine drift, but the drift of {xs[i]} in {model.name}, "
-                    f"{f[i]}, is not affine in {xs[j]} (its derivative {a} depends on the state)"
+                    f"{brief(f[i])}, is not affine in {xs[j]} (its derivative {brief(a)} depends on the state)"
                 )
             A[i, j] = a
     b = (f - A * sympy.Matrix(xs)).xreplace({x: 0 for x in xs})
@@ -83,7 +84,7 @@ def affine_parts(model):
         if e.free_symbols & set(xs) or e.has(sympy.Derivative):
             raise DerivationError(
                 f"marginal() needs a diffusion independent of the state, but {model.name}'s "
-                f"diffusion entry {e} depends on {', '.join(sorted(str(s) for s in e.free_symbols & set(xs)))}"
+                f"diffusion entry {brief(e)} depends on {', '.join(sorted(str(s) for s in e.free_symbols & set(xs)))}"
             )
     return A, b
 

@@ -10,7 +10,7 @@ Networks must be callable as net(x, t) (or None: not attached).
 from __future__ import annotations
 
 import numbers
-from typing import Dict, Tuple
+from typing import Dict
 
 from ..errors import SpecError
 from .names import SCORE_NET, called_nets
@@ -30,9 +30,10 @@ def _concrete_scalar(value):
     return number
 
 
-def check_compile_arguments(model, kwargs: Dict[str, object]) -> Tuple[Dict[str, object], Dict[str, object]]:
-    """(parameter values, networks) of ``kwargs``; SpecError for a bad parameter value, TypeError
-    for a network that is not callable. Other names are left to the backend (it names them)."""
+def check_compile_arguments(model, kwargs: Dict[str, object]) -> Dict[str, object]:
+    """``kwargs`` checked, NumPy scalars as Python numbers (``: int`` parameters as ints):
+    SpecError for a bad parameter value, TypeError for a network that is not callable. Other
+    names are left to the backend (it names them)."""
     param_names = {p.name for p in model.parameters}
     net_names = {n.name for n in model.nets} | set(called_nets(model)) | {SCORE_NET}
     params = {k: v for k, v in kwargs.items() if k in param_names}
@@ -50,4 +51,11 @@ def check_compile_arguments(model, kwargs: Dict[str, object]) -> Tuple[Dict[str,
     for name, net in nets.items():
         if net is not None and not callable(net):
             raise TypeError(f"network '{name}' must be callable as net(x, t), got {type(net).__name__} {net!r:.40}")
-    return params, nets
+    integers = {p.name for p in model.parameters if p.integer}
+    out = dict(kwargs)
+    for name, number in readable.items():
+        if name in integers:
+            out[name] = int(number)
+        elif isinstance(params[name], numbers.Number) and not isinstance(params[name], (int, float)):
+            out[name] = float(number)  # a NumPy scalar
+    return out

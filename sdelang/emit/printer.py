@@ -16,6 +16,7 @@ from typing import Dict, Iterable, Optional
 import math
 
 import sympy
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import EmitError
@@ -23,7 +24,7 @@ from ..errors import EmitError
 _UNARY = {
     "exp": "exp", "log": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan",
     "tanh": "tanh", "sinh": "sinh", "cosh": "cosh", "atan": "atan", "asin": "asin", "acos": "acos",
-    "expm1": "expm1", "log1p": "log1p", "sign": "sign",
+    "expm1": "expm1", "log1p": "log1p", "sign": "sign", "RealSign": "sign",
 }
 
 
@@ -97,9 +98,6 @@ class ArrayExprPrinter(PythonCodePrinter):
     def emptyPrinter(self, expr):
         raise EmitError(f"no code can be generated for {type(expr).__name__}")
 
-    def _print_not_supported(self, expr):
-        raise EmitError(f"no code can be generated for {type(expr).__name__}")
-
     # -- functions
     def _ns_for(self, arg) -> str:
         if self.scalar_namespace and not (sympy.sympify(arg).free_symbols & self.array_symbols):
@@ -125,12 +123,19 @@ class ArrayExprPrinter(PythonCodePrinter):
             return float_literal(value.real)
         if isinstance(expr, sympy.Function) and type(expr).__name__ in _UNARY and len(expr.args) == 1:
             return self._print_Function(expr)
-        return super()._print(expr, **kwargs)
+        try:
+            return super()._print(expr, **kwargs)
+        except PrintMethodNotImplementedError:
+            raise EmitError(f"no code can be generated for {type(expr).__name__}") from None
 
     def _print_Function(self, expr):
         name = type(expr).__name__
         if name in _UNARY and len(expr.args) == 1:
-            return f"{self._ns_for(expr.args[0])}.{_UNARY[name]}({self._print(expr.args[0])})"
+            namespace = self._ns_for(expr.args[0])
+            argument = self._print(expr.args[0])
+            if _UNARY[name] == "sign" and namespace == "math":  # math has no sign()
+                return f"(float({argument} > 0) - float({argument} < 0))"
+            return f"{namespace}.{_UNARY[name]}({argument})"
         raise EmitError(f"no array function for {name}")
 
     def _print_Abs(self, expr):

@@ -64,7 +64,7 @@ class _ModelBuilder:
     def _statement(self, node):
         """Errors inside one statement: SpecErrors pass; too-deep nesting and (as a last resort)
         unexpected exceptions become SpecErrors located at the statement."""
-        self.scope.expansion_count = 0
+        self.scope.expansion_count = self.scope.expansion_depth = 0
         try:
             yield
         except SpecError:

@@ -69,3 +69,12 @@ def has_any(expr, *types) -> bool:
         if (classes and isinstance(node, classes)) or any(node == v for v in values):
             return True
     return False
+
+
+def brief(expr, limit: int = 400) -> str:
+    """``sympy.sstr(expr)`` for an expression of at most ``limit`` nodes, else a short description
+    (printing a huge expression only to put it in a message or a comment costs more than the work)."""
+    size = tree_size(expr, limit)
+    if size > limit:
+        return f"<an expression of more than {limit} terms>"
+    return sympy.sstr(expr)

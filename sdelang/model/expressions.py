@@ -22,9 +22,14 @@ import sympy
 
 from ..syntax import ast
 from .differentials import Differentials, LinearForm
+from .expression_size import max_expression_size, tree_size
 from .functions import RealAbs, RealSign
 from .scope import FUNCTION_ARITY, KINDS_READABLE, LetFunction, Scope
 from .symbols import NetOutput, net_output
+
+
+class _TooManyExpansions(Exception):
+    """Raised inside nested let-function expansions; reported at the outermost call."""
 
 
 class Vector(tuple):
@@ -83,7 +88,7 @@ _SCALAR_FUNCTIONS = {
 }
 _LOG10_DOUBLE_MAX = math.log10(1.7976931348623157e308)
 #: Let-function expansions allowed in one statement (each call at new arguments is one).
-MAX_EXPANSIONS = 20_000
+MAX_EXPANSIONS = 5_000
 
 
 class Lowering:
@@ -470,13 +475,27 @@ class Lowering:
             key = (function.name, self.names, tuple(bound.values()))
             if key in self.scope.expansions:  # f(u) + f(u): the same expansion, shared
                 return self.scope.expansions[key]
-        self.scope.expansion_count += 1
-        if self.scope.expansion_count > MAX_EXPANSIONS:
+        scope = self.scope
+        scope.expansion_count += 1
+        outermost = scope.expansion_depth == 0
+        scope.expansion_depth += 1
+        try:
+            if scope.expansion_count > MAX_EXPANSIONS:
+                raise _TooManyExpansions(f"needs more than {MAX_EXPANSIONS:,} expansions of let functions")
+            value = self._expand_body(function, bound)
+            limit = max_expression_size()
+            for entry in value if isinstance(value, Vector) else (value,):
+                if isinstance(entry, sympy.Basic) and tree_size(entry, limit) > limit:
+                    raise _TooManyExpansions(f"expands to more than {limit:,} terms")
+        except _TooManyExpansions as exc:
+            if not outermost:
+                raise
             raise self._error(
-                f"expanding the let function '{function.name}' here needs more than {MAX_EXPANSIONS:,} "
-                "expansions (functions calling functions at new arguments multiply); simplify the lets",
-                node.span)
-        value = self._expand_body(function, bound)
+                f"'{self.source.excerpt(node.span)}' {exc} (let functions calling let functions at new "
+                "arguments multiply); simplify the lets, or raise the limit with SDELANG_MAX_EXPRESSION_SIZE",
+                node.span) from None
+        finally:
+            scope.expansion_depth -= 1
         if key is not None:
             self.scope.expansions[key] = value
         return value

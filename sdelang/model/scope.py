@@ -107,6 +107,7 @@ class Scope:
     #: many expansions the current statement has made (bounded: see expressions.MAX_EXPANSIONS).
     expansions: Dict[tuple, object] = field(default_factory=dict)
     expansion_count: int = 0
+    expansion_depth: int = 0
 
     # ------------------------------------------------------------------ declaring
     def check_identifier(self, ident: ast.Ident, what: str) -> None:
