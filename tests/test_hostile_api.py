@@ -254,7 +254,7 @@ def test_a_slow_exact_kernel_falls_back_to_the_parameter_values(backend):
     import scipy.integrate
 
     model = sdelang.parse(COUPLED3)
-    with sdelang.time_budget(6.0):
+    with sdelang.time_budget(20.0):  # the exact kernel gets a sixth of it
         module = model.compile(backend)
     A = np.array([[-1.0, 0.3, 0.0], [0.0, -2.0, 0.3], [0.3, 0.0, -0.5]])
     sol = scipy.integrate.solve_ivp(lambda t, v: (A @ v.reshape(3, 3) + v.reshape(3, 3) @ A.T + np.eye(3)).ravel(),
@@ -335,3 +335,19 @@ def test_budgets_nest_and_restore_the_alarm():
         assert sdelang.parse(OU).reverse().kfp() is not None
     assert signal.getsignal(signal.SIGALRM) == before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_ten_coupled_states_compile_without_a_closed_form_kernel():
+    """A 10 x 10 drift matrix has eigenvalues of degree 10: no kernel, but a module (and a clear
+    DerivationError from marginal())."""
+    n = 10
+    lines = ["state " + ", ".join(f"x{i}" for i in range(n)),
+             "param " + ", ".join(f"a{i} = {1 + i / 10}" for i in range(n)) + ", k = 0.2"]
+    lines += [f"dx{i} = (-a{i}*x{i} + k*x{(i + 1) % n}) dt + dW{i}" for i in range(n)]
+    model = sdelang.parse("model Ring {\n " + "\n ".join(lines) + "\n}")
+    with sdelang.time_budget(30):
+        source = sdelang.emit(model, "torch")
+        with pytest.raises(DerivationError):
+            model.with_params(**{f"a{i}": 1.0 + i / 10 for i in range(n)}).replace(
+                drift=model.drift.xreplace(model.param_substitution())).marginal()
+    assert "def _kernel" not in source and "def f(self, t, y)" in source

@@ -24,6 +24,7 @@ def probability_flow(model, score=None, *, name: Optional[str] = None):
     velocity = m.drift - half * matrix_divergence(D, m.states) - half * D * score_t
     nets = used_nets(m, nets, velocity)
     return m.replace(
+        marginal_score=None if score is None and m.marginal_score is None else tuple(score_t),
         name=name or f"{m.name}Flow",
         drift=velocity,
         diffusion=sympy.zeros(len(m.states), 0),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import sympy
+from sympy.matrices.exceptions import MatrixError
 
 from ..errors import DerivationError
 from ..model.expression_size import brief
@@ -93,7 +94,14 @@ def _constant_exponential(A: sympy.Matrix, u: sympy.Symbol) -> sympy.Matrix:
     """exp(A u) for a constant A: Sylvester's formula Σ_k e^{λ_k u} Π_{j≠k} (A - λ_j)/(λ_k - λ_j)
     for distinct eigenvalues, SymPy's Jordan-form exponential otherwise."""
     n = A.shape[0]
-    eigen = A.eigenvals()
+    if n >= 5 and not (A.is_upper or A.is_lower):
+        raise DerivationError(f"marginal(): the eigenvalues of a coupled {n} x {n} drift matrix have no "
+                              "closed form in general (degree ≥ 5)")
+    try:
+        eigen = A.eigenvals()
+    except (MatrixError, NotImplementedError) as exc:
+        raise DerivationError(f"marginal(): the eigenvalues of the {n} x {n} drift matrix have no closed "
+                              f"form ({exc})") from None
     if len(eigen) == n:
         lambdas = list(eigen)
         out = sympy.zeros(n, n)
@@ -104,13 +112,21 @@ def _constant_exponential(A: sympy.Matrix, u: sympy.Symbol) -> sympy.Matrix:
                     P = P * (A - lj * sympy.eye(n)) / (lk - lj)
             out += sympy.exp(lk * u) * P
         return out.applyfunc(sympy.cancel)
-    return (A * u).exp()
+    try:
+        return (A * u).exp()
+    except (MatrixError, NotImplementedError) as exc:
+        raise DerivationError(f"marginal(): exp(A t) of the {n} x {n} drift matrix has no closed form ({exc})") from None
 
 
 def repeated_at_values(A: sympy.Matrix, values) -> bool:
     """True when A's eigenvalues are distinct symbolically but coincide at the parameter values
     (e.g. critical damping Γ² = 4M given as numbers): the generic formula is 0/0 there."""
-    eigen = list(A.eigenvals())
+    if A.shape[0] >= 5 and not (A.is_upper or A.is_lower):
+        return False  # no closed-form eigenvalues: _constant_exponential says so
+    try:
+        eigen = list(A.eigenvals())
+    except (MatrixError, NotImplementedError):
+        return False  # no closed-form eigenvalues: _constant_exponential says so
     if len(eigen) < 2:
         return False
     for i in range(len(eigen)):

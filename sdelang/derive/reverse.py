@@ -9,8 +9,8 @@ In its own time s = T - t, s ∈ [0, T - t_min], this is the ordinary forward SD
     dx = -[f - ∇·D - D score](x, T - s) ds + G(x, T - s) dW,
 
 so it runs with any forward solver. Networks (the learned score and any net of the model) are
-called in the original time T - s. The forward prior becomes the reverse model's init; asserts are
-dropped (they are claims about the forward model).
+called in the original time T - s. The forward prior becomes the reverse model's init and the forward
+init its prior; asserts are dropped (they are claims about the forward model).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import sympy
 
 from .calculus import to_ito
 from .operators import diffusion_tensor, fresh_name, matrix_divergence, taken_names
+from ..model.symbols import SCORE_NET, net_output
 from .score import resolve_score, used_nets
 
 
@@ -51,14 +52,26 @@ def _checked_t_min(model, T, t_min) -> sympy.Expr:
 
 def reverse(model, score=None, *, t_min: Optional[sympy.Expr] = None,
             name: Optional[str] = None):
-    """The reverse-time model in s = T - t (T = ``model.t1``, t_min = ``model.t0`` by default)."""
-    m = to_ito(model)
-    t, T = m.time, sympy.sympify(m.t1)
-    t_min = _checked_t_min(m, T, t_min)
-    s = reverse_time_symbol(model)
-    back = {t: T - s}
+    """The reverse-time model in s = T - t (T = ``model.t1``, t_min = ``model.t0`` by default).
 
-    score_t, nets = resolve_score(m, score, time_name=s.name)
+    The reversed model remembers its frame (``reversal = (t, T)``) and the score of its own
+    marginal, ``S(x, T - s)``; reversing it again (with the default t_min) returns to time t on
+    [t_min, T] with the original drift, diffusion, nets and score: reverse∘reverse = identity."""
+    m = to_ito(model)
+    if model.reversal is not None and t_min is None:
+        t, T = model.reversal  # back to the original frame: s = T - t
+        new_time, back = t, {m.time: T - t}
+        t0, t1 = T - m.t1, T - m.t0
+        reversal = None
+    else:
+        T = sympy.sympify(m.t1)
+        t_min = _checked_t_min(m, T, t_min)
+        new_time = reverse_time_symbol(model)
+        back = {m.time: T - new_time}
+        t0, t1 = sympy.S.Zero, T - t_min
+        reversal = (m.time, T)
+
+    score_t, nets = resolve_score(m, score, time_name=new_time.name)
     D = diffusion_tensor(m.diffusion)
     forward_reverse_drift = m.drift - matrix_divergence(D, m.states) - D * score_t
     drift = (-forward_reverse_drift).xreplace(back)
@@ -70,14 +83,26 @@ def reverse(model, score=None, *, t_min: Optional[sympy.Expr] = None,
         name=name or f"{m.name}Reverse",
         drift=drift,
         diffusion=diffusion,
-        time=s,
-        t0=sympy.S.Zero,
-        t1=T - t_min,
+        time=new_time,
+        t0=t0,
+        t1=t1,
         calculus="ito",
         densities=densities,
         nets=nets,
         init=tuple(m.prior),
-        prior=(),
+        prior=tuple(m.init),
         asserts=(),
+        marginal_score=_own_score(score_t.xreplace(back), new_time, reversal, m),
+        reversal=reversal,
         path=None,
     )
+
+
+def _own_score(score, time, reversal, model):
+    """The reversed model's marginal score, or None when it is just the learned net ``score``
+    at the original time (the default, which needs no statement in the printed spec)."""
+    original = reversal[1] - time if reversal is not None else time
+    default = [net_output(SCORE_NET, i, original, model.states) for i in range(model.n_states)]
+    if all(sympy.sympify(a) == b for a, b in zip(score, default)):
+        return None
+    return tuple(score)

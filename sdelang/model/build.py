@@ -22,7 +22,7 @@ from .expression_size import distinct_nodes, max_expression_size, tree_size
 from .expressions import Lowering, Vector
 from .model import Assertion, Density, Distribution, Interval, Model, Net, Param
 from .scope import Declaration, LetFunction, Scope, Source
-from .symbols import NetOutput
+from .symbols import SCORE_NET, NetOutput
 
 #: Convert an unexpected internal exception into a SpecError naming the statement (the last
 #: resort of DESIGN.md: "never a Python traceback for bad input"). The fuzz test turns it off
@@ -56,6 +56,9 @@ class _ModelBuilder:
         self.diffusion: Dict[Tuple[str, str], sympy.Expr] = {}
         self.laws: Dict[str, Dict[str, Tuple[Distribution, ast.Span]]] = {"init": {}, "prior": {}}
         self.asserts: List[Assertion] = []
+        self.marginal_score: Optional[Tuple[sympy.Expr, ...]] = None
+        self.marginal_score_span = None
+        self.reversal: Optional[Tuple[sympy.Symbol, sympy.Expr]] = None
 
     def _error(self, message: str, span) -> SpecError:
         return self.source.error(message, span)
@@ -234,12 +237,48 @@ class _ModelBuilder:
         return Interval(lo, hi, node.lo_closed and lo != -sympy.oo, node.hi_closed and hi != sympy.oo)
 
     def _time_interval(self, decl: ast.TimeDecl) -> None:
+        if decl.reverses is not None:
+            self._time_reversal(decl)
         if decl.interval is None:
             return
         interval = self._interval(decl.interval, "the time interval", names="params")
         if interval.lo.has(sympy.oo, -sympy.oo) or interval.hi.has(sympy.oo, -sympy.oo):
             raise self._error("the time interval must be finite", decl.interval.span)
         self.t0, self.t1 = interval.lo, interval.hi
+
+    def _time_reversal(self, decl: ast.TimeDecl) -> None:
+        """``time s ... reverses t = T - s``: this model is the time reversal of a model in time t."""
+        ident, node = decl.reverses, decl.reverses_expr
+        self.scope.check_identifier(ident, "the reversed time")
+        if ident.name in self.scope.declared:
+            raise self._error(f"'{ident.name}' is already declared; the reversed time needs a name of its own",
+                              ident.span)
+        value = Lowering(self.scope, what="the reversed time").scalar(node)
+        s = self.scope.time
+        params = {d.symbol for d in self.scope.of_kind("param")}
+        T = sympy.expand(value + s)
+        if not isinstance(value, sympy.Expr) or not value.free_symbols <= params | {s} or T.has(s):
+            raise self._error(
+                f"'reverses {ident.name} = ...' reads '{ident.name} = T - {s.name}' with T a number or an "
+                f"expression in the parameters, got '{self.source.excerpt(node.span)}'", node.span)
+        self.reversal = (sympy.Symbol(ident.name), T)
+
+    def _marginal_score(self, eq: ast.Equation) -> None:
+        """``score = expr``: ∇ log p of this model's own marginal (one entry per state)."""
+        if self.marginal_score is not None:
+            raise self._error(f"the marginal score is given twice (first at line {self.marginal_score_span.line})",
+                              eq.lhs.span)
+        value = Lowering(self.scope, what="the marginal score").value(eq.rhs)
+        entries = tuple(value) if isinstance(value, Vector) else (value,)
+        n = len(self.scope.states)
+        if len(entries) != n:
+            raise self._error(f"'score = ...' needs {n} entr{'y' if n == 1 else 'ies'} (one per state), "
+                              f"got {len(entries)}", eq.rhs.span)
+        for entry in entries:
+            if isinstance(entry, LinearForm):
+                raise self._error("the marginal score cannot contain a differential", eq.rhs.span)
+            self._check_finite(entry, eq.rhs, "the marginal score")
+        self.marginal_score, self.marginal_score_span = entries, eq.lhs.span
 
     def _param(self, item: ast.ParamItem) -> None:
         name = item.name.name
@@ -352,6 +391,9 @@ class _ModelBuilder:
     # ================================================================== equations
     def _equation(self, eq: ast.Equation) -> None:
         lhs = eq.lhs.name
+        if lhs == SCORE_NET:
+            self._marginal_score(eq)
+            return
         state_names = [s.name for s in self.scope.states]
         state = lhs[1:] if lhs.startswith("d") else None
         if state not in state_names:
@@ -521,6 +563,8 @@ class _ModelBuilder:
                 init=tuple((s, d) for s, (d, _) in self.laws["init"].items()),
                 prior=tuple((s, d) for s, (d, _) in self.laws["prior"].items()),
                 asserts=tuple(self.asserts),
+                marginal_score=self.marginal_score,
+                reversal=self.reversal,
                 path=self.source.path,
             )
         except ValueError as exc:  # the Model's own consistency checks

@@ -172,6 +172,11 @@ class Model:
     init: Tuple[Tuple[str, Distribution], ...] = ()
     prior: Tuple[Tuple[str, Distribution], ...] = ()
     asserts: Tuple[Assertion, ...] = ()
+    #: ∇_x log p of the model's own marginal at its own time (one entry per state), in terms of
+    #: nets or densities; None: the learned net ``score`` called at the original time.
+    marginal_score: Optional[Tuple[Expr, ...]] = None
+    #: (t, T) when this model is the time reversal of a model in time t: its time s is T - t.
+    reversal: Optional[Tuple[sympy.Symbol, Expr]] = None
     path: Optional[str] = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -186,6 +191,10 @@ class Model:
             raise ValueError(f"diffusion must be {n} x {m}, got {self.diffusion_matrix.shape}")
         if self.calculus not in ("ito", "stratonovich"):
             raise ValueError(f"calculus must be 'ito' or 'stratonovich', got {self.calculus!r}")
+        if self.marginal_score is not None:
+            object.__setattr__(self, "marginal_score", tuple(sympy.sympify(e) for e in self.marginal_score))
+            if len(self.marginal_score) != n:
+                raise ValueError(f"the marginal score needs {n} component(s), got {len(self.marginal_score)}")
 
     # ----------------------------------------------------------------- the contract's attributes
     @property
@@ -266,6 +275,14 @@ class Model:
         check_overridden_model(model)
         return model
 
+    @property
+    def original_time(self) -> Expr:
+        """The time of the model this one descends from, in this model's time: ``T - s`` for a
+        reversed model, the model's own time otherwise. Nets are called at it."""
+        if self.reversal is None:
+            return self.time
+        return self.reversal[1] - self.time
+
     def param_substitution(self) -> Dict[sympy.Symbol, Expr]:
         """{symbol: value} for every parameter that has a value (for numeric work)."""
         return {p.symbol: p.value for p in self.parameters if p.value is not None}
@@ -310,7 +327,22 @@ class Model:
                         list(other.drift_matrix) + list(other.diffusion_matrix)):
             if not _same_expr(a, b):
                 return False
-        return True
+        if (self.reversal is None) != (other.reversal is None):
+            return False
+        if self.reversal is not None and not (self.reversal[0] == other.reversal[0]
+                                              and _same_expr(self.reversal[1], other.reversal[1])):
+            return False
+        mine, theirs = self.score_expressions(), other.score_expressions()
+        return all(_same_expr(a, b) for a, b in zip(mine, theirs))
+
+    def score_expressions(self) -> Tuple[Expr, ...]:
+        """∇ log p of the model's own marginal at its own time: ``marginal_score``, or the learned
+        net ``score`` called at the original time (score(x, t); score(x, T - s) reversed)."""
+        if self.marginal_score is not None:
+            return self.marginal_score
+        from .symbols import SCORE_NET, net_output
+
+        return tuple(net_output(SCORE_NET, i, self.original_time, self.states) for i in range(self.n_states))
 
     def __hash__(self) -> int:
         return hash((self.states, self.brownians, self.calculus, self.drift_matrix.shape))

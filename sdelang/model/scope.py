@@ -26,7 +26,7 @@ FUNCTION_ARITY: Dict[str, int] = {
 KEYWORDS = frozenset({
     "model", "time", "state", "param", "brownian", "let", "density", "log_density", "net",
     "calculus", "init", "prior", "assert", "in", "stationary", "int", "real", "inf", "ito",
-    "stratonovich", "data", "Normal", "pi",
+    "stratonovich", "data", "Normal", "pi", "reverses",
 })
 #: Names the generated Python code uses for itself.
 CODEGEN_NAMES = frozenset({"self", "torch", "jax", "jnp", "np", "numpy", "math", "sympy"})

@@ -21,7 +21,11 @@ _INDENT = "    "
 def to_sde(model: Model) -> str:
     """The `.sde` source of ``model``: ``model NAME { ... }`` ending with a newline."""
     printer = _model_printer(model)
-    body: List[str] = [f"time {model.time.name} in [{printer.doprint(model.t0)}, {printer.doprint(model.t1)}]"]
+    time = f"time {model.time.name} in [{printer.doprint(model.t0)}, {printer.doprint(model.t1)}]"
+    if model.reversal is not None:
+        original, T = model.reversal
+        time += f" reverses {original.name} = {printer.doprint(T - model.time)}"
+    body: List[str] = [time]
     body += ["param " + param_text(p, printer) for p in model.parameters]
     body.append(_state_line(model, printer))
     if model.brownians:
@@ -34,6 +38,9 @@ def to_sde(model: Model) -> str:
     if model.calculus == "stratonovich":
         body.append("calculus stratonovich")
     body += [_equation_line(model, i, printer) for i in range(model.n_states)]
+    if model.marginal_score is not None:
+        entries = [printer.doprint(e) for e in model.marginal_score]
+        body.append("score = " + (entries[0] if len(entries) == 1 else f"[{', '.join(entries)}]"))
     body += [f"init {name} ~ {distribution_text(d, printer)}" for name, d in model.init]
     body += [f"prior {name} ~ {distribution_text(d, printer)}" for name, d in model.prior]
     body += [f"assert {a.kind} {a.target}" for a in model.asserts]

@@ -107,9 +107,14 @@ class Interval:
 
 @dataclass(frozen=True)
 class TimeDecl:
+    """``time s in [0, 1]``, and for a reversed model ``... reverses t = 1 - s`` (its time s is
+    T - t of the model it reverses)."""
+
     name: Ident
     interval: Optional[Interval]
     span: Span
+    reverses: Optional[Ident] = None
+    reverses_expr: Optional["Expr"] = None
 
 
 @dataclass(frozen=True)

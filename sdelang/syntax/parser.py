@@ -90,8 +90,9 @@ class _ToAst(Transformer_NonRecursive):
 
     # ------------------------------------------------------------------ statements
     def time_decl(self, meta, children):
-        name, interval = children
-        return ast.TimeDecl(_ident(name), interval, _span(meta))
+        name, interval, original, original_expr = children
+        return ast.TimeDecl(_ident(name), interval, _span(meta),
+                            _ident(original) if original is not None else None, original_expr)
 
     def state_decl(self, meta, children):
         return ast.StateDecl(tuple(children), _span(meta))
