@@ -12,6 +12,7 @@ import sympy
 
 from ..model.model import Model
 from ..printers import to_latex, to_sde, to_text
+from ..printers.expression import SdeExpressionPrinter
 from .common import UsageError, add_spec_arguments, load_model, require_density
 
 FORMATS = ("sde", "latex", "text")
@@ -34,6 +35,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     which.add_argument("--flow", action="store_true", help="the probability-flow ODE")
     parser.add_argument("--to", choices=("ito", "stratonovich"), help="convert to this calculus")
     parser.add_argument("--kfp", action="store_true", help="print the Kolmogorov forward (Fokker–Planck) equation")
+    parser.add_argument("--stationary", action="store_true",
+                        help="print the stationary density derived in closed form (1-D diffusions, detailed balance)")
     parser.add_argument(
         "--score", metavar="NAME",
         help="with --reverse/--flow: use the exact score of the declared density NAME "
@@ -76,8 +79,24 @@ def format_equation(equation: sympy.Eq, fmt: str) -> str:
     return f"{sympy.sstr(equation.lhs)} = {sympy.sstr(equation.rhs)}\n"
 
 
+def format_density(model: Model, p: sympy.Expr, fmt: str) -> str:
+    """The stationary density: a `.sde` density statement, LaTeX, or ``p(x, y) ∝ ...``."""
+    states = ", ".join(s.name for s in model.states)
+    if fmt == "latex":
+        return rf"p({states}) \propto {sympy.latex(p)}" + "\n"
+    if fmt == "text":
+        return f"p({states}) ∝ {sympy.sstr(p)}\n"
+    printer = SdeExpressionPrinter(states=model.states, symbols=set(model.states) | set(model.params))
+    return f"density p = {printer.doprint(p)}\n"
+
+
 def run(args: argparse.Namespace, out) -> int:
     model = derived_model(load_model(args), args)
+    if args.stationary:
+        if args.kfp:
+            raise UsageError("--stationary and --kfp print different things; choose one")
+        out.write(format_density(model, model.stationary_density(), args.format))
+        return 0
     if args.kfp:
         out.write(format_equation(model.kfp(), args.format))
     else:

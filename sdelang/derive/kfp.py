@@ -8,8 +8,10 @@ first. For an elementwise model (``state x[d]``, p a density on R^d) the right-h
     Σ_{i=1}^{d} [ -f'(x_i) p - f(x_i) ∂_i p + ½ (D''(x_i) p + 2 D'(x_i) ∂_i p + D(x_i) ∂_i² p) ]
 
 written as ``sympy.Sum`` over an index ``i`` (``i_`` if taken) with ``Indexed`` components
-``x[i]`` and the unevaluated derivatives ``Derivative(p(x, t), x[i])``: p depends on the whole
-vector, so do not ``doit()`` these. d stays symbolic and the cost does not depend on it.
+``x[i]`` and the derivatives ∂p/∂x_i, ∂²p/∂x_i² as :class:`ComponentDerivative` (p depends on the
+whole vector, so SymPy's ``Derivative(p(x, t), x[i])`` would become 0 under ``doit()``; these stay
+what they are under ``doit()``, ``simplify()`` and a concrete d). d stays symbolic and the cost does
+not depend on it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,33 @@ from .calculus import to_ito
 from .operators import component, diffusion_tensor
 
 DENSITY = sympy.Function("p")
+
+
+class ComponentDerivative(sympy.Function):
+    """∂^k p / ∂x_i^k: ``ComponentDerivative(p(x, t), x[i], k)``, the derivative of a density of
+    the whole vector x with respect to its component x_i (an ``Indexed`` symbol). It stays
+    unevaluated: SymPy cannot differentiate p(x, t) with respect to x[i]."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, density, component, order):
+        return None
+
+    @property
+    def order(self) -> int:
+        return int(self.args[2])
+
+    def _sympystr(self, printer):
+        density, component, order = self.args
+        wrt = printer._print(component) if order == 1 else f"({printer._print(component)}, {order})"
+        return f"Derivative({printer._print(density)}, {wrt})"
+
+    def _latex(self, printer):
+        density, component, order = self.args
+        power = "" if order == 1 else f"^{{{order}}}"
+        return (rf"\frac{{\partial{power} {printer._print(density)}}}"
+                rf"{{\partial {printer._print(component)}{power}}}")
 
 
 def kfp_rhs(model, p: sympy.Expr) -> sympy.Expr:
@@ -58,8 +87,8 @@ def _elementwise_rhs(model, p: sympy.Expr) -> sympy.Expr:
     def at_component(coefficient: sympy.Expr) -> sympy.Expr:
         return coefficient.xreplace(to_component)
 
-    dp = sympy.Derivative(p, xi)
-    d2p = sympy.Derivative(p, (xi, 2))
+    dp = ComponentDerivative(p, xi, 1)
+    d2p = ComponentDerivative(p, xi, 2)
     half = sympy.Rational(1, 2)
     term = (
         -at_component(sympy.diff(f, x)) * p

@@ -59,6 +59,15 @@ class StationarityResult:
     is_ode: bool = False
     #: Why p is no probability density (negative, not integrable), when that was found.
     defect: Optional[str] = None
+    #: True when p is stationary for every value of the parameters (``holds`` is at the model's
+    #: values); False when it holds at the values only, or not at all.
+    general: bool = False
+    #: The conditions on the parameters under which the residual vanishes, as sympy equations
+    #: ``Eq(c, 0)`` (one per coefficient of the residual as a polynomial in the states; [] when it
+    #: holds for all values), or None when the residual is not rational in the states.
+    conditions: Optional[list] = None
+    #: The parameter values a ``holds`` at the values only was proven at ("kappa=2, theta=1").
+    values: Optional[str] = None
 
     @property
     def holds(self) -> bool:
@@ -75,10 +84,15 @@ class StationarityResult:
             vanishes = "vanishes" if self.residual == 0 else f"is {self.residual}"
             return (f"{head} is NOT a stationary density of {self.model_name}: it is not a probability "
                     f"density ({self.defect}); its {equation} residual {vanishes}.")
+        conditions = ""
+        if self.conditions:
+            conditions = ("\n  For other values it holds exactly when " +
+                          " and ".join(f"{sympy.sstr(c.lhs)} = 0" for c in self.conditions) + ".")
         if self.status == HOLDS:
-            return (f"{head} {what} {self.model_name}: the {equation} residual "
+            scope = "" if self.general else f" at the model's parameter values ({self.values}), not for all values"
+            return (f"{head} {what} {self.model_name}{scope}: the {equation} residual "
                     f"(rhs / p{' - ∂t log p' if self.time_dependent else ''}) simplifies to 0 "
-                    f"({self.method}).")
+                    f"({self.method}).{conditions}")
         points = "; ".join(
             ", ".join(f"{k}={v:.4g}" for k, v in pt.items()) + f" -> {val:.4g}"
             for pt, val in self.spot_checks[:3]
@@ -87,7 +101,7 @@ class StationarityResult:
             where = f", e.g. at {points}" if points else ""
             return (f"{head} does NOT {'solve the equation of' if self.time_dependent else 'stay stationary under'} "
                     f"{self.model_name}: the {equation} residual is\n    {self.residual}\n"
-                    f"which is not identically 0{where}.")
+                    f"which is not identically 0{where}.{conditions}")
         tail = f" It vanished numerically at {len(self.spot_checks)} random point(s) ({points}), which is not a proof." \
             if self.spot_checks else " It could not be evaluated numerically (learned nets or free symbols)."
         return (f"undecided whether {head} {what} {self.model_name}: the {equation} residual\n"
@@ -114,6 +128,32 @@ def log_density_residual(model, log_p: sympy.Expr, transient: bool = True) -> sy
                 + D[i, j] * (sympy.diff(dl[j], xs[i]) + dl[i] * dl[j])
             )
     return r - sympy.diff(log_p, m.time) if transient else r
+
+
+def parameter_conditions(residual: sympy.Expr, model) -> Optional[list]:
+    """[Eq(c_k, 0)]: the residual vanishes for all states iff every coefficient c_k of the numerator
+    of the residual, as a polynomial in the states, vanishes; None when it is not rational in the
+    states (or the coefficients do not depend on the parameters). Each c_k is factored, and
+    duplicates (equal up to a constant factor) are dropped."""
+    states = list(model.states)
+    params = {public for public in model.assumption_symbols().values()} - set(states) - {model.time}
+    try:
+        with budget("the parameter conditions of the residual", seconds=_rewrite_seconds()):
+            numerator, _ = sympy.fraction(sympy.together(residual))
+            poly = sympy.Poly(sympy.expand(numerator), *states)
+            coefficients = [sympy.factor(c) for c in poly.coeffs()]
+    except (BudgetExceeded, sympy.PolynomialError, sympy.GeneratorsNeeded):
+        return None
+    conditions = []
+    for c in coefficients:
+        if not c.free_symbols & params or c.free_symbols & set(states):
+            if c != 0 and not c.free_symbols:  # a non-zero constant: no parameter values help
+                return [sympy.Eq(c, 0, evaluate=False)]
+            continue
+        _, core = c.as_coeff_Mul()
+        if all(sympy.cancel(core / other).free_symbols for other in conditions):  # not a multiple
+            conditions.append(core)
+    return [sympy.Eq(c, 0, evaluate=False) for c in conditions]
 
 
 def _rewrite_seconds() -> Optional[float]:
@@ -269,7 +309,20 @@ def check_stationary(model, p, *, log: bool = False, transient: bool = False, ma
                                   status=FAILS, method="p is not a probability density", defect=defect,
                                   **common)
     if reduced == 0:
-        return StationarityResult(residual=sympy.S.Zero, status=HOLDS, method=method, **common)
+        return StationarityResult(residual=sympy.S.Zero, status=HOLDS, method=method, general=True,
+                                  conditions=[], **common)
+    conditions = parameter_conditions(reduced, assumed_model)
+    if conditions is not None:
+        conditions = [sympy.Eq(c.lhs.xreplace(assumed_to_public), 0, evaluate=False) for c in conditions]
+        common["conditions"] = conditions
+    values = {public_to_assumed[p.symbol]: p.value for p in model.parameters if p.value is not None}
+    if values and reduced.free_symbols & set(values):
+        at_values, value_method = _reduce(reduced.xreplace(values), max_ops)
+        if at_values == 0:
+            shown_values = ", ".join(f"{s.name}={sympy.sstr(v) if v.is_Integer else format(float(v), 'g')}"
+                                     for s, v in values.items() if s in reduced.free_symbols)
+            return StationarityResult(residual=sympy.S.Zero, status=HOLDS, general=False, values=shown_values,
+                                      method=value_method, **common)
 
     public = reduced.xreplace(assumed_to_public)
     checks = _spot_checks(public, model, samples, seed)

@@ -393,6 +393,14 @@ class Model:
 
         return check_stationary(self, p, **options)
 
+    @budgeted('stationary_density()')
+    def stationary_density(self):
+        """An unnormalised stationary density (sympy, in the states; parameters symbolic), where one
+        follows in closed form (1-D diffusions, detailed balance), else DerivationError."""
+        from ..derive.stationary_density import stationary_density
+
+        return stationary_density(self)
+
     @budgeted('marginal()')
     def marginal(self, **options):
         from ..derive.marginal import marginal
