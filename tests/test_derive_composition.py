@@ -233,3 +233,38 @@ def test_a_standalone_generated_reverse_model_reverses_back(backend, tmp_path):
 
         drift = np.asarray(back.drift_fn(0.25, jnp.asarray(points)))
     np.testing.assert_allclose(drift, theta * (mu - points), rtol=1e-6)
+
+
+VE_GAUSSIAN = """model VE {
+    time t in [0, 1]
+    state x
+    param sigma_min = 0.01 in (0, inf)
+    param sigma_max = 5.0 in (0, inf)
+    dx = sigma_min*(sigma_max/sigma_min)^t*sqrt(2*log(sigma_max/sigma_min)) dW
+}"""
+
+
+@pytest.mark.parametrize("spec", ["vp", "ve"])
+def test_derived_models_transport_gaussian_data_exactly(spec):
+    """Gaussian data N(m0, v0) under VP (α = e^{-B/2}, σ² = 1 - α²) or VE (α = 1, σ² = σ(t)² -
+    σ(0)²): p_t = N(α m0, α² v0 + σ²). With its exact score, the reverse model's marginal is
+    p_{T-s}, the flow's p_t, the reversed flow's p_{T-s} — each solves its own KFP."""
+    m = sdelang.parse(VP_GAUSSIAN if spec == "vp" else VE_GAUSSIAN)
+    (x,), t = m.states, m.time
+    m0, v0 = sympy.Rational(2), sympy.Rational(1, 4)
+    if spec == "vp":
+        bmin, bmax = m.params
+        B = bmin * t + (bmax - bmin) * t ** 2 / 2
+        alpha, var_noise = sympy.exp(-B / 2), 1 - sympy.exp(-B)
+    else:
+        smin, smax = m.params
+        alpha, var_noise = sympy.S.One, smin ** 2 * ((smax / smin) ** (2 * t) - 1)
+    var = alpha ** 2 * v0 + var_noise
+    log_p = -(x - alpha * m0) ** 2 / (2 * var) - sympy.log(var) / 2
+    score = sympy.diff(log_p, x)
+    assert m.check_stationary(log_p, log=True, transient=True).holds
+    reverse = m.reverse(score=[score])
+    at_reverse = log_p.xreplace({t: m.t1 - reverse.time})
+    assert reverse.check_stationary(at_reverse, log=True, transient=True).holds
+    assert reverse.probability_flow().check_stationary(at_reverse, log=True, transient=True).holds
+    assert m.probability_flow(score=[score]).check_stationary(log_p, log=True, transient=True).holds

@@ -22,7 +22,8 @@ import sympy
 
 from sdelang.emit.embedded_spec import spec_text
 from sdelang.emit.lower import Block, lower_block, numeric_params
-from sdelang.emit.names import SCORE_NET, NameTable, comment, name_table
+from sdelang.emit.names import NameTable, comment, name_table
+from sdelang.model.symbols import SCORE_NET
 from sdelang.emit.printer import ArrayExprPrinter, print_block
 from sdelang.model.expression_size import brief
 

@@ -12,7 +12,8 @@ import sympy
 
 from sdelang.emit.embedded_spec import spec_text
 from sdelang.emit.lower import numeric_params
-from sdelang.emit.names import SCORE_NET, NameTable, called_nets, comment, name_table
+from sdelang.emit.names import NameTable, called_nets, comment, name_table
+from sdelang.model.symbols import SCORE_NET
 from sdelang.emit.printer import ArrayExprPrinter
 from sdelang.model.expression_size import brief
 

@@ -104,32 +104,30 @@ def density_defect(model, density: sympy.Expr, log_density: sympy.Expr, *, is_lo
         where = f" (e.g. at {'; '.join(seen)})" if seen else ""
         return ("it is nowhere positive: it is negative, zero or not a real number at every point tried"
                 f"{where}; an unnormalised density is positive on its support")
+    def profile(x, sign, radii):
+        """g(r) = log p + log r with x at sign·r, while the point stays inside p's support."""
+        g = []
+        for radius in radii:
+            point = dict(positive_at)
+            point[x] = sympy.Float(sign * radius, _DIGITS)
+            log_p = None if outside(point) else _real(_value(log_density, point))
+            if log_p is None:
+                break  # log p not real: p ≤ 0 there, outside p's support in this direction
+            g.append(log_p + math.log(radius))
+        return g if len(g) == len(radii) else None
+
     for x in model.states:
         for sign in (1, -1):
-            g = []
-            for radius in _RADII:
-                point = dict(positive_at)
-                point[x] = sympy.Float(sign * radius, _DIGITS)
-                log_p = None if outside(point) else _real(_value(log_density, point))
-                if log_p is None:
-                    break  # log p not real: p ≤ 0 there, outside p's support in this direction
-                g.append(log_p + math.log(radius))
-            if len(g) == len(_RADII) and g[-1] > g[-2] - 1:
+            g = profile(x, sign, _RADII)
+            if g is not None and g[-1] > g[-2] - 1:
                 where = "+∞" if sign > 0 else "-∞"
                 return (f"it is not integrable: as {x} → {where} it does not decay faster than "
                         f"1/|{x}| (log p + log|{x}| goes from {g[-2]:.3g} at |{x}| = 1e4 to {g[-1]:.3g} "
                         f"at 1e8), so ∫ p = ∞")
     for x in model.states:  # a singularity at 0 (CIR, GBM, Jacobi live on x > 0)
         for sign in (1, -1):
-            g = []
-            for radius in _SMALL_RADII:
-                point = dict(positive_at)
-                point[x] = sympy.Float(sign * radius, _DIGITS)
-                log_p = None if outside(point) else _real(_value(log_density, point))
-                if log_p is None:
-                    break
-                g.append(log_p + math.log(radius))
-            if len(g) == len(_SMALL_RADII) and g[-1] > g[-2] - 1:
+            g = profile(x, sign, _SMALL_RADII)
+            if g is not None and g[-1] > g[-2] - 1:
                 return (f"it is not integrable at {x} = 0: it grows at least like 1/|{x}| there (log p + "
                         f"log|{x}| goes from {g[-2]:.3g} at |{x}| = 1e-4 to {g[-1]:.3g} at 1e-8), so ∫ p = ∞")
     return None

@@ -13,7 +13,8 @@ import numbers
 from typing import Dict
 
 from ..errors import SpecError
-from .names import SCORE_NET, called_nets
+from ..model.symbols import SCORE_NET
+from .names import called_nets
 
 
 def _concrete_scalar(value):

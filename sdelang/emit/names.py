@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 import sympy
 
 from ..errors import EmitError
-from ..model.symbols import SCORE_NET, NetOutput
+from ..model.symbols import NetOutput
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
