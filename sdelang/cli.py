@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative SDE/ODE models: derive (KFP, reverse-time SDE, probability flow), "
                     "compile to torch or JAX, check stationarity.",
     )
-    parser.add_argument("--version", action="version", version=f"sdelang {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", "-V", action="version", version=f"sdelang {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in SUBCOMMANDS:
         command.add_parser(subparsers)
     return parser
@@ -45,6 +45,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or argparse's own usage errors (status 2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:  # bare `sdelang`: the overview, as --help prints it
+        parser.print_help(sys.stdout)
+        return EXIT_OK
     try:
         return args.run(args, sys.stdout)
     except SpecError as exc:

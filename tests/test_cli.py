@@ -71,7 +71,7 @@ def test_help_exits_zero(capsys, argv):
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["frobnicate"], ["derive"], ["compile", "x.sde"], ["derive", "x.sde", "--format", "pdf"],
+    ["frobnicate"], ["derive"], ["compile", "x.sde"], ["derive", "x.sde", "--format", "pdf"],
     ["derive", "x.sde", "--reverse", "--flow"], ["derive", "x.sde", "--param", "theta"],
     ["derive", "x.sde", "--param", "theta=abc"], ["derive", "x.sde", "--param", "theta=nan"],
     ["check", "x.sde", "--seed", "one"],

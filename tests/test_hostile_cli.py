@@ -160,3 +160,16 @@ def test_old_mac_line_endings_parse(tmp_path, capsys):
     lines = err.split("\n")
     assert status == 2 and lines[0].startswith(f"{bad}:4:11: unknown name 'thetta'")
     assert len(lines[2]) <= len(lines[1])
+
+
+def test_bare_sdelang_prints_help_and_V_prints_the_version(capsys):
+    status, out, _ = run([], capsys)
+    assert status == 0 and "derive" in out and "compile" in out and "check" in out
+    status, out, _ = run(["-V"], capsys)
+    assert status == 0 and out.startswith("sdelang ")
+
+
+def test_check_with_nothing_to_check_says_what_could_be_checked(spec, capsys):
+    status, out, _ = run(["check", spec], capsys)
+    assert status == 0 and "nothing to check" in out
+    assert "density p = ..." in out and "--stationary" in out

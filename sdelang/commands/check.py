@@ -109,7 +109,11 @@ def run(args: argparse.Namespace, out) -> int:
         if (args.backend or "torch") not in available_backends():
             raise UsageError(f"unknown backend '{args.backend}'; available: {', '.join(available_backends())}")
     if not names:
-        out.write("nothing to check: the spec asserts no stationary density (use --density NAME)\n")
+        declared = ", ".join(d.name for d in model.densities)
+        out.write("nothing to check: the spec asserts no stationary density. To check one, "
+                  + (f"pass --density NAME (declared: {declared}) or add 'assert stationary NAME'"
+                     if declared else "declare it ('density p = ...') and add 'assert stationary p'")
+                  + "; or derive the stationary law with 'sdelang derive SPEC --stationary'.\n")
         return 0
     all_hold = True
     for name in names:
