@@ -16,7 +16,7 @@ import sympy
 from ..budget import budgeted
 from .expression_size import has_any
 from .functions import RealAbs, RealSign
-from .symbols import SymbolTuple
+from .symbols import SCORE_NET, SymbolTuple, net_output
 
 Expr = sympy.Expr
 
@@ -340,8 +340,6 @@ class Model:
         net ``score`` called at the original time (score(x, t); score(x, T - s) reversed)."""
         if self.marginal_score is not None:
             return self.marginal_score
-        from .symbols import SCORE_NET, net_output
-
         return tuple(net_output(SCORE_NET, i, self.original_time, self.states) for i in range(self.n_states))
 
     def __hash__(self) -> int:
