@@ -68,6 +68,14 @@ def default_seconds() -> Optional[float]:
     return seconds if seconds is not None and seconds > 0 else None
 
 
+def share(fraction: float, at_most: float) -> Optional[float]:
+    """A part of the step budget for one attempt inside a step (an exact derivation tried before
+    a cheaper one, one rewrite among several): ``fraction`` of it, at most ``at_most`` seconds;
+    None when budgets are off."""
+    seconds = default_seconds()
+    return None if seconds is None else min(at_most, seconds * fraction)
+
+
 @contextlib.contextmanager
 def time_budget(seconds: Optional[float]):
     """Every step started inside the block gets ``seconds`` (None or 0: no budget)."""

@@ -18,9 +18,10 @@ from typing import Optional
 
 import sympy
 
+from ..errors import DerivationError
+from ..model.symbols import SCORE_NET, net_output
 from .calculus import to_ito
 from .operators import diffusion_tensor, fresh_name, matrix_divergence, taken_names
-from ..model.symbols import SCORE_NET, net_output
 from .score import resolve_score, used_nets
 
 
@@ -31,8 +32,6 @@ def reverse_time_symbol(model) -> sympy.Symbol:
 
 def _checked_t_min(model, T, t_min) -> sympy.Expr:
     """t_min (default t0), which must lie in [t0, T): the reverse model runs on s ∈ [0, T - t_min]."""
-    from ..errors import DerivationError
-
     if t_min is None:
         return sympy.sympify(model.t0)
     if isinstance(t_min, bool) or not isinstance(t_min, (int, float, sympy.Expr)):

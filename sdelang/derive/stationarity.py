@@ -26,7 +26,7 @@ from typing import Dict, Optional, Tuple
 
 import sympy
 
-from ..budget import BudgetExceeded, budget, default_seconds
+from ..budget import BudgetExceeded, budget, share
 from ..errors import DerivationError
 from ..model.model import log_of
 from ..model.symbols import NetOutput
@@ -136,9 +136,10 @@ def parameter_conditions(residual: sympy.Expr, model) -> Optional[list]:
     states (or the coefficients do not depend on the parameters). Each c_k is factored, and
     duplicates (equal up to a constant factor) are dropped."""
     states = list(model.states)
-    params = {public for public in model.assumption_symbols().values()} - set(states) - {model.time}
+    assumed = model.assumption_symbols()  # the residual is written in the assumption symbols
+    params = {assumed[p.symbol] for p in model.parameters}
     try:
-        with budget("the parameter conditions of the residual", seconds=_rewrite_seconds()):
+        with budget("the parameter conditions of the residual", seconds=share(1 / 4, 15.0)):
             numerator, _ = sympy.fraction(sympy.together(residual))
             poly = sympy.Poly(sympy.expand(numerator), *states)
             coefficients = [sympy.factor(c) for c in poly.coeffs()]
@@ -156,17 +157,11 @@ def parameter_conditions(residual: sympy.Expr, model) -> Optional[list]:
     return [sympy.Eq(c, 0, evaluate=False) for c in conditions]
 
 
-def _rewrite_seconds() -> Optional[float]:
-    """Time for one rewrite of the residual: a quarter of the step budget, at most 15 s."""
-    seconds = default_seconds()
-    return None if seconds is None else min(15.0, seconds / 4)
-
-
 def _attempt(name: str, rewrite, expr: sympy.Expr, skipped: list) -> Optional[sympy.Expr]:
     """rewrite(expr), or None when it fails or runs past its share of the budget (then its name
     joins ``skipped``)."""
     try:
-        with budget(f"{name} of the Fokker–Planck residual", seconds=_rewrite_seconds()):
+        with budget(f"{name} of the Fokker–Planck residual", seconds=share(1 / 4, 15.0)):
             return rewrite(expr)
     except BudgetExceeded:
         skipped.append(name)

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 import sympy
 from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
-from ..budget import BudgetExceeded, budget, default_seconds
+from ..budget import BudgetExceeded, budget, share
 from ..errors import DerivationError
 from ..model.symbols import NetOutput
 
@@ -80,7 +80,7 @@ def gaussian_kernel(model) -> Optional[GaussianKernel]:
     frozen: Tuple[Tuple[str, float], ...] = ()
     try:
         try:
-            with budget("marginal() of the perturbation kernel", seconds=_symbolic_seconds()):
+            with budget("marginal() of the perturbation kernel", seconds=share(1 / 6, 10.0)):
                 marginal = model.marginal()
         except BudgetExceeded:
             # Symbolic parameters made the exact derivation too slow (a coupled 3 x 3 system has
@@ -121,10 +121,3 @@ def check_kernel_parameters(values, frozen) -> None:
                 f"this module's perturbation kernel was derived at {name} = {expected} (the exact "
                 f"derivation in the symbolic parameters ran past its time budget); compile the model "
                 f"with {name} = {value} as its value (model.with_params({name}={value}).compile(...))")
-
-
-def _symbolic_seconds() -> Optional[float]:
-    """Time for the exact (symbolic-parameter) kernel before falling back to numbers: a sixth of
-    the step budget, at most 10 s."""
-    seconds = default_seconds()
-    return None if seconds is None else min(10.0, seconds / 6)

@@ -19,7 +19,7 @@ from ..errors import SpecError, did_you_mean
 from ..syntax import ast
 from .differentials import Differentials, LinearForm, additive_terms
 from .expression_size import distinct_nodes, max_expression_size, tree_size
-from .expressions import Lowering, Vector
+from .expressions import DOUBLE_MAX, Lowering, Vector
 from .model import Assertion, Density, Distribution, Interval, Model, Net, Param
 from .scope import Declaration, LetFunction, Scope, Source
 from .symbols import SCORE_NET, NetOutput
@@ -30,7 +30,6 @@ from .symbols import SCORE_NET, NetOutput
 GUARD_UNEXPECTED = True
 
 _NON_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
-_DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
 
 
 def build_model(spec: ast.Spec, text: Optional[str] = None, path: Optional[str] = None) -> Model:
@@ -223,7 +222,7 @@ class _ModelBuilder:
                 raise self._error(f"{what} must be a real number, got '{self.source.excerpt(node.span)}'", node.span)
         elif value.has(*_NON_FINITE):
             raise self._error(f"{what} must be finite", node.span)
-        if value.is_Number and value.is_finite and abs(value) > _DOUBLE_MAX:
+        if value.is_Number and value.is_finite and abs(value) > DOUBLE_MAX:
             raise self._error(f"{what} is too large for double precision", node.span)
         return value
 
@@ -385,7 +384,7 @@ class _ModelBuilder:
                 raise self._error(f"'{text}' is undefined or infinite (division by zero?)", node.span)
             if atom is sympy.I:
                 raise self._error(f"'{text}' is not a real number (it contains i = sqrt(-1))", node.span)
-            if atom.is_Number and abs(atom) > _DOUBLE_MAX:
+            if atom.is_Number and abs(atom) > DOUBLE_MAX:
                 raise self._error(f"'{text}' holds a number too large for double precision", node.span)
 
     # ================================================================== equations

@@ -40,8 +40,9 @@ class Vector(tuple):
 Value = Union[sympy.Expr, Vector, LinearForm]
 
 _MAX_EXACT_EXPONENT = 10_000
-_DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
-_DOUBLE_TINY = sympy.Float("4.9406564584124654e-324")  # the smallest positive (subnormal) double
+#: The largest finite double and the smallest positive (subnormal) one.
+DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
+DOUBLE_TINY = sympy.Float("4.9406564584124654e-324")
 _ELEMENTWISE_UNSUPPORTED = {
     "div": "a divergence sums over the d components",
     "laplacian": "a Laplacian sums over the d components",
@@ -60,9 +61,9 @@ def number(node: ast.Number, scope: Scope) -> sympy.Expr:
         value = sympy.Float(digits, precision=53)  # double precision, like a Python float
     except ValueError:
         raise scope.source.error("this number is too long", node.span) from None
-    if abs(value) > _DOUBLE_MAX:
+    if abs(value) > DOUBLE_MAX:
         raise scope.source.error("this number is too large for double precision", node.span)
-    if not value.is_zero and abs(value) < _DOUBLE_TINY:
+    if not value.is_zero and abs(value) < DOUBLE_TINY:
         raise scope.source.error("this number is too small for double precision (it would be 0)", node.span)
     return value
 
@@ -86,7 +87,7 @@ _SCALAR_FUNCTIONS = {
     "exp": sympy.exp, "log": log_of, "sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos,
     "tanh": sympy.tanh, "sigmoid": sigmoid, "abs": RealAbs, "sign": RealSign,
 }
-_LOG10_DOUBLE_MAX = math.log10(1.7976931348623157e308)
+_LOG10_DOUBLE_MAX = math.log10(float(DOUBLE_MAX))
 #: Let-function expansions allowed in one statement (each call at new arguments is one).
 MAX_EXPANSIONS = 5_000
 
@@ -132,7 +133,7 @@ class Lowering:
                 raise self._error(f"'{text}' is undefined or infinite", node.span)
             if value.is_real is False or value.has(sympy.I):
                 raise self._error(f"'{text}' is not a real number (it is {sympy.sstr(value)})", node.span)
-            if value.is_Number and abs(value) > _DOUBLE_MAX:
+            if value.is_Number and abs(value) > DOUBLE_MAX:
                 raise self._error(f"'{text}' is too large for double precision", node.span)
         return value
 
@@ -353,17 +354,17 @@ class Lowering:
         ):
             raise self._error("this power is too large to compute exactly", node.span)
         if base.is_Number and exponent.is_Number and base not in (0, 1, -1):
-            magnitude = float(exponent) * math.log10(abs(float(base))) if abs(base) <= _DOUBLE_MAX else math.inf
+            magnitude = float(exponent) * math.log10(abs(float(base))) if abs(base) <= DOUBLE_MAX else math.inf
             if abs(magnitude) > _LOG10_DOUBLE_MAX + 16:
                 size = "large" if magnitude > 0 else "small"
                 raise self._error(f"'{self.source.excerpt(node.span)}' is too {size} for double precision "
                                   f"(about 10^{magnitude:.0f})", node.span)
-        if exponent.is_Number and abs(exponent) > _DOUBLE_MAX:
+        if exponent.is_Number and abs(exponent) > DOUBLE_MAX:
             raise self._error("this exponent is too large for double precision", node.span)
         result = base ** exponent
         if result.has(sympy.zoo, sympy.nan):
             raise self._error(f"'{self.source.excerpt(node.span)}' is undefined", node.span)
-        if result.is_Float and abs(result) > _DOUBLE_MAX:
+        if result.is_Float and abs(result) > DOUBLE_MAX:
             raise self._error("this power is too large for double precision", node.span)
         return self._real_constant(result, node)
 

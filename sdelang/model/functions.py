@@ -12,10 +12,23 @@ from __future__ import annotations
 import sympy
 
 
-class RealAbs(sympy.Function):
-    """|z| for real z (the language's ``abs``)."""
+class _RealArgumentFunction(sympy.Function):
+    """A real-valued function of one real argument, printed under its language name."""
 
     nargs = 1
+    language_name = ""
+
+    def _eval_is_real(self):
+        return True
+
+    def _sympystr(self, printer):
+        return f"{self.language_name}({printer._print(self.args[0])})"
+
+
+class RealAbs(_RealArgumentFunction):
+    """|z| for real z (the language's ``abs``)."""
+
+    language_name = "abs"
 
     @classmethod
     def eval(cls, z):
@@ -40,23 +53,17 @@ class RealAbs(sympy.Function):
             return self.args[0] ** exponent
         return None
 
-    def _eval_is_real(self):
-        return True
-
     def _eval_is_nonnegative(self):
         return True
-
-    def _sympystr(self, printer):
-        return f"abs({printer._print(self.args[0])})"
 
     def _latex(self, printer):
         return rf"\left|{printer._print(self.args[0])}\right|"
 
 
-class RealSign(sympy.Function):
+class RealSign(_RealArgumentFunction):
     """sign(z) ∈ {-1, 0, 1} for real z (the language's ``sign``)."""
 
-    nargs = 1
+    language_name = "sign"
 
     @classmethod
     def eval(cls, z):
@@ -72,12 +79,6 @@ class RealSign(sympy.Function):
 
     def fdiff(self, argindex=1):
         return 2 * sympy.DiracDelta(self.args[0])
-
-    def _eval_is_real(self):
-        return True
-
-    def _sympystr(self, printer):
-        return f"sign({printer._print(self.args[0])})"
 
     def _latex(self, printer):
         return rf"\operatorname{{sign}}\left({printer._print(self.args[0])}\right)"

@@ -9,10 +9,8 @@ from typing import Dict, Iterable, Optional, Tuple
 import sympy
 
 from ..errors import SpecError, did_you_mean
+from .expressions import DOUBLE_MAX
 from .model import Param
-
-#: The largest finite double.
-DOUBLE_MAX = sympy.Float("1.7976931348623157e308")
 
 
 def override_parameters(
