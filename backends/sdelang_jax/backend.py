@@ -1,10 +1,10 @@
-"""The registry entry ``jax = "sdelang_jax:backend"``: ``emit`` (source text) and ``compile``."""
+"""The registry entry ``jax = "sdelang_jax:backend"``: ``emit`` (source text, no jax imported) and
+``compile`` (imports the loader, hence jax, when called)."""
 from __future__ import annotations
 
 from sdelang.emit.arguments import check_compile_arguments
 
 from .codegen import emit_source
-from .loader import load_class
 
 
 class JaxBackend:
@@ -21,6 +21,8 @@ class JaxBackend:
     def compile(self, model, **kwargs):
         """An instance of the generated class; keyword arguments are parameter values and
         networks by name (``score=net``)."""
+        from .loader import load_class
+
         kwargs = check_compile_arguments(model, kwargs)
         cls = load_class(model)
         renamed = {**cls.param_fields, **cls.net_fields}

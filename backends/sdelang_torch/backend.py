@@ -1,4 +1,5 @@
-"""The torch backend object registered as ``sdelang_torch:backend``."""
+"""The torch backend object registered as ``sdelang_torch:backend``. Emission is pure text: the
+loader (which runs generated code that imports torch) is imported only by ``module_class``."""
 from __future__ import annotations
 
 from typing import Dict
@@ -6,7 +7,6 @@ from typing import Dict
 from sdelang.emit.arguments import check_compile_arguments
 
 from .codegen import emit_source, torch_name_table
-from .loader import load_source
 
 
 class TorchBackend:
@@ -25,6 +25,8 @@ class TorchBackend:
 
     def module_class(self, model) -> type:
         """The generated class for ``model`` (generated and loaded once per distinct source)."""
+        from .loader import load_source
+
         source = self.emit(model)
         if source not in self._classes:
             self._classes[source] = load_source(source, torch_name_table(model).class_name)
