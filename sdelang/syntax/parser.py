@@ -1,4 +1,4 @@
-"""Text → AST: the Lark LALR parser (built once, cached) and the tree → :mod:`ast` conversion.
+"""Text → AST: the Lark LALR parser (:mod:`.grammar`) and the tree → :mod:`ast` conversion.
 
 ``parse_spec(text, path)`` returns an :class:`ast.Spec` or raises :class:`SpecError` with the
 file, line, column, the source line and what was expected there. Nothing of the text is ever
@@ -6,61 +6,20 @@ evaluated: numbers stay strings until the semantic pass builds SymPy numbers fro
 """
 from __future__ import annotations
 
-import functools
-from importlib import resources
-from typing import Iterator, Optional
+from typing import Optional
 
-from lark import Lark, Token, v_args
+from lark import Token, v_args
 from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedInput, VisitError
 
 from ..errors import SpecError, normalize_newlines, source_lines
 from . import ast
+from .grammar import lark_parser
 from .syntax_errors import syntax_error
 
 #: The deepest nesting of expressions (function calls, powers, signs, brackets of operators)
 #: accepted; sums and products of any length count as one level.
 MAX_NESTING = 100
-
-_OPENERS = {"LPAR", "LSQB"}
-_CLOSERS = {"RPAR", "RSQB"}
-
-
-class _BracketNewlines:
-    """Post-lexer: drops newlines inside ``( )`` and ``[ ]`` so expressions can span lines.
-
-    Bracket kinds are not matched against each other here (``(0, inf]`` is an interval); the
-    parser reports a missing or extra bracket.
-    """
-
-    always_accept = ("_NL",)
-
-    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        depth = 0
-        for token in stream:
-            kind = token.type
-            if kind in _OPENERS:
-                depth += 1
-            elif kind in _CLOSERS:
-                depth = max(depth - 1, 0)
-            elif kind == "_NL" and depth > 0:
-                continue
-            yield token
-
-
-@functools.lru_cache(maxsize=1)
-def lark_parser() -> Lark:
-    """The LALR(1) parser with a contextual lexer, built once per process."""
-    grammar = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(
-        grammar,
-        parser="lalr",
-        lexer="contextual",
-        postlex=_BracketNewlines(),
-        propagate_positions=True,
-        maybe_placeholders=True,
-        cache=False,
-    )
 
 
 def _span(meta) -> ast.Span:

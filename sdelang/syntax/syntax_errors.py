@@ -12,6 +12,7 @@ from typing import Iterable, List, Optional, Tuple
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..errors import SpecError, source_lines
+from .grammar import lark_parser
 
 _READABLE = {
     "NAME": "a name",
@@ -39,8 +40,6 @@ def _terminal_text(name: str) -> str:
     """How a terminal reads in a message: ``'('`` for punctuation and keywords, else a phrase."""
     if name in _READABLE:
         return _READABLE[name]
-    from .parser import lark_parser
-
     for terminal in lark_parser().terminals:
         if terminal.name == name and terminal.pattern.type == "str":
             return repr(terminal.pattern.value)
