@@ -12,6 +12,7 @@ from .errors import DerivationError, EmitError, SpecError
 from .model import Model
 from .model.symbols import NetOutput
 from .loader import load, parse
+from . import derive, printers  # noqa: F401  (importing them binds Model's methods: sdelang.model.methods)
 
 __all__ = [
     "BackendError", "BudgetExceeded", "DerivationError", "EmitError", "Model", "NetOutput", "SpecError",

@@ -11,6 +11,12 @@ from .operators import diffusion_tensor, gradient, matrix_divergence, stratonovi
 from .reverse import reverse
 from .score import resolve_score
 from .stationarity import StationarityResult, check_stationary, log_density_residual
+from .stationary_density import stationary_density as _stationary_density
+from ..model.methods import bind
+
+bind(kfp=kfp, generator=generator, reverse=reverse, probability_flow=probability_flow, to_ito=to_ito,
+     to_stratonovich=to_stratonovich, check_stationary=check_stationary, stationary_density=_stationary_density,
+     marginal=marginal, divergence=divergence)
 
 __all__ = [
     "GaussianMarginal", "Generator", "StationarityResult", "affine_parts", "check_stationary",

@@ -18,7 +18,8 @@ from typing import Optional, Sequence, Union
 import sympy
 
 from ..errors import DerivationError
-from ..model.model import Assertion, Density, Model, Param, log_of
+from ..model.model import Model
+from ..model.parts import Assertion, Density, Param, log_of
 from .operators import gradient, matrix_divergence
 
 

@@ -18,7 +18,7 @@ from typing import Tuple
 import sympy
 
 from ..errors import DerivationError, did_you_mean
-from ..model.model import Net
+from ..model.parts import Net
 from ..model.symbols import SCORE_NET, NetOutput, net_output
 from .operators import gradient
 

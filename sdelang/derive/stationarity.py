@@ -28,7 +28,7 @@ import sympy
 
 from ..budget import BudgetExceeded, budget, share
 from ..errors import DerivationError
-from ..model.model import log_of
+from ..model.parts import log_of
 from ..model.symbols import NetOutput
 from .calculus import to_ito
 from .density_defect import density_defect

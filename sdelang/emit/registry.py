@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 from typing import Dict
 
 from ..budget import budget
+from ..model.methods import bind
 
 GROUP = "sdelang.backends"
 
@@ -66,3 +67,6 @@ def emit(model, backend: str, /, **options) -> str:
 def compile_model(model, backend: str, /, **nets):
     """A ready module object of ``backend`` for ``model``, with networks attached by name."""
     return get_backend(backend).compile(model, **nets)
+
+
+bind(compile=compile_model, emit=emit)

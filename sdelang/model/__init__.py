@@ -1,5 +1,6 @@
 """The symbolic Model and its parts."""
-from .model import Assertion, Density, Distribution, Interval, Model, Net, Param
+from .model import Model
+from .parts import Assertion, Density, Distribution, Interval, Net, Param
 from .symbols import NetOutput, SymbolTuple, net_output, net_outputs
 
 __all__ = [

@@ -20,7 +20,8 @@ from ..syntax import ast
 from .differentials import Differentials, LinearForm, additive_terms
 from .expression_size import distinct_nodes, max_expression_size, tree_size
 from .expressions import DOUBLE_MAX, Lowering, Vector
-from .model import Assertion, Density, Distribution, Interval, Model, Net, Param
+from .model import Model
+from .parts import Assertion, Density, Distribution, Interval, Net, Param
 from .scope import Declaration, LetFunction, Scope, Source
 from .symbols import SCORE_NET, NetOutput
 

@@ -16,112 +16,13 @@ import sympy
 from ..budget import budgeted
 from .expression_size import has_any
 from .functions import RealAbs, RealSign
+from .methods import bound
+from .parts import Assertion, Density, Distribution, Interval, Net, Param, log_of
 from .symbols import SCORE_NET, SymbolTuple, net_output
 
+__all__ = ["Assertion", "Density", "Distribution", "Interval", "Model", "Net", "Param", "log_of"]
+
 Expr = sympy.Expr
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A real interval with open or closed ends; ``lo``/``hi`` may be ``-oo``/``oo``."""
-
-    lo: Expr = sympy.S.NegativeInfinity
-    hi: Expr = sympy.S.Infinity
-    lo_closed: bool = False
-    hi_closed: bool = False
-
-    def contains(self, value) -> bool:
-        v = sympy.sympify(value)
-        above = v >= self.lo if self.lo_closed else v > self.lo
-        below = v <= self.hi if self.hi_closed else v < self.hi
-        return bool(above) and bool(below)
-
-    @property
-    def positive(self) -> bool:
-        """True when every point of the interval is > 0."""
-        return bool(self.lo > 0 or (self.lo == 0 and not self.lo_closed))
-
-    @property
-    def nonnegative(self) -> bool:
-        return bool(self.lo >= 0)
-
-    def __str__(self) -> str:
-        def end(v):
-            if v == sympy.S.Infinity:
-                return "inf"
-            if v == sympy.S.NegativeInfinity:
-                return "-inf"
-            return str(v)
-
-        return f"{'[' if self.lo_closed else '('}{end(self.lo)}, {end(self.hi)}{']' if self.hi_closed else ')'}"
-
-
-@dataclass(frozen=True)
-class Param:
-    """A named constant: ``param theta = 1.0 in (0, inf)`` or ``param d: int = 2``."""
-
-    symbol: sympy.Symbol
-    value: Optional[Expr] = None
-    interval: Optional[Interval] = None
-    integer: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.symbol.name
-
-
-def log_of(p: Expr) -> Expr:
-    """log p with log(exp(a)) and log(a*b) expanded (force: the states are real)."""
-    return sympy.expand_log(sympy.log(p), force=True)
-
-
-@dataclass(frozen=True)
-class Density:
-    """An unnormalised density p of the states (and possibly t): ``density p = exp(-U)``.
-
-    ``expr`` is the right-hand side as written; ``is_log`` is True for ``log_density``.
-    """
-
-    name: str
-    expr: Expr
-    is_log: bool = False
-
-    @property
-    def log_expr(self) -> Expr:
-        """log p, with log(exp(a)) and log(a*b) expanded."""
-        if self.is_log:
-            return self.expr
-        return log_of(self.expr)
-
-    @property
-    def density_expr(self) -> Expr:
-        """p itself (exp of the log-density for ``log_density``)."""
-        return sympy.exp(self.expr) if self.is_log else self.expr
-
-
-@dataclass(frozen=True)
-class Net:
-    """A learned function attached at compile time, called as ``net(x, t)`` -> shape of x."""
-
-    name: str
-    args: Tuple[str, ...] = ("x", "t")
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """An initial law or prior of one state: ``Normal(loc, scale)`` or ``data`` (samples given later)."""
-
-    kind: str  # "normal" | "data"
-    loc: Expr = sympy.S.Zero
-    scale: Expr = sympy.S.One
-
-
-@dataclass(frozen=True)
-class Assertion:
-    """A claim the spec makes about itself, checked by ``sdelang check``: ``assert stationary p``."""
-
-    kind: str  # "stationary"
-    target: str
 
 
 def _immutable(m) -> sympy.ImmutableMatrix:
@@ -345,104 +246,74 @@ class Model:
     def __hash__(self) -> int:
         return hash((self.states, self.brownians, self.calculus, self.drift_matrix.shape))
 
-    # ------------------------------------------------------------------------- derivations
+    # ------------------------------------------------- derivations (bound by sdelang.derive: .methods)
     @budgeted('kfp()')
     def kfp(self):
         """∂p/∂t = -Σ_i ∂_i (f_i p) + ½ Σ_ij ∂_i ∂_j (D_ij p), D = G Gᵀ (Itô form)."""
-        from ..derive.kfp import kfp
-
-        return kfp(self)
+        return bound("kfp")(self)
 
     def generator(self) -> Callable:
         """φ ↦ L φ = Σ_i f_i ∂_i φ + ½ Σ_ij D_ij ∂_i ∂_j φ."""
-        from ..derive.generator import generator
-
-        return generator(self)
+        return bound("generator")(self)
 
     @budgeted('reverse()')
     def reverse(self, score=None, **options) -> "Model":
         """The reverse-time SDE in its own forward time s = T - t (DESIGN.md section 4)."""
-        from ..derive.reverse import reverse
-
-        return reverse(self, score=score, **options)
+        return bound("reverse")(self, score=score, **options)
 
     @budgeted('probability_flow()')
     def probability_flow(self, score=None, **options) -> "Model":
         """dx/dt = f - ½ ∇·D - ½ D ∇ log p_t: the ODE with the same marginals."""
-        from ..derive.flow import probability_flow
-
-        return probability_flow(self, score=score, **options)
+        return bound("probability_flow")(self, score=score, **options)
 
     @budgeted('to_ito()')
     def to_ito(self) -> "Model":
-        from ..derive.calculus import to_ito
-
-        return to_ito(self)
+        return bound("to_ito")(self)
 
     @budgeted('to_stratonovich()')
     def to_stratonovich(self) -> "Model":
-        from ..derive.calculus import to_stratonovich
-
-        return to_stratonovich(self)
+        return bound("to_stratonovich")(self)
 
     @budgeted('check_stationary()')
     def check_stationary(self, p, **options):
-        from ..derive.stationarity import check_stationary
-
-        return check_stationary(self, p, **options)
+        return bound("check_stationary")(self, p, **options)
 
     @budgeted('stationary_density()')
     def stationary_density(self):
         """An unnormalised stationary density (sympy, in the states; parameters symbolic), where one
         follows in closed form (1-D diffusions, detailed balance), else DerivationError."""
-        from ..derive.stationary_density import stationary_density
-
-        return stationary_density(self)
+        return bound("stationary_density")(self)
 
     @budgeted('marginal()')
     def marginal(self, **options):
-        from ..derive.marginal import marginal
-
-        return marginal(self, **options)
+        return bound("marginal")(self, **options)
 
     @budgeted('divergence()')
     def divergence(self):
-        from ..derive.divergence import divergence
+        return bound("divergence")(self)
 
-        return divergence(self)
-
-    # ------------------------------------------------------------------------- printers
+    # --------------------------------------------------- printers (bound by sdelang.printers: .methods)
     def to_sde(self) -> str:
-        from ..printers.sde import to_sde
-
-        return to_sde(self)
+        return bound("to_sde")(self)
 
     def to_latex(self) -> str:
-        from ..printers.latex import to_latex
-
-        return to_latex(self)
+        return bound("to_latex")(self)
 
     def _repr_latex_(self) -> str:
         return "$$" + self.to_latex() + "$$"
 
     def __str__(self) -> str:
-        from ..printers.text import to_text
-
-        return to_text(self)
+        return bound("to_text")(self)
 
     def __repr__(self) -> str:
         return f"<Model {self.name}: {self.n_states} state(s), {self.n_brownians} Brownian motion(s), {self.calculus}>"
 
-    # ------------------------------------------------------------------------- backends
+    # ----------------------------------------------- backends (bound by sdelang.emit.registry: .methods)
     @budgeted('compile()')
     def compile(self, backend: str, /, **nets):
         """A ready module of the named backend, networks attached by name (``score=net``)."""
-        from ..emit.registry import compile_model
-
-        return compile_model(self, backend, **nets)
+        return bound("compile")(self, backend, **nets)
 
     @budgeted('emit()')
     def emit(self, backend: str, /, **options) -> str:
-        from ..emit.registry import emit
-
-        return emit(self, backend, **options)
+        return bound("emit")(self, backend, **options)

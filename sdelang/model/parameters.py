@@ -10,7 +10,7 @@ import sympy
 
 from ..errors import SpecError, did_you_mean
 from .expressions import DOUBLE_MAX
-from .model import Param
+from .parts import Param
 
 
 def override_parameters(

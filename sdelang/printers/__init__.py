@@ -3,5 +3,8 @@ from .expression import SdeExpressionPrinter, UnprintableExpression, sde_express
 from .latex import to_latex
 from .sde import to_sde
 from .text import to_text
+from ..model.methods import bind
+
+bind(to_sde=to_sde, to_latex=to_latex, to_text=to_text)
 
 __all__ = ["SdeExpressionPrinter", "UnprintableExpression", "sde_expression", "to_latex", "to_sde", "to_text"]

@@ -14,7 +14,8 @@ from typing import List
 
 import sympy
 
-from ..model.model import Interval, Model, Param
+from ..model.model import Model
+from ..model.parts import Interval, Param
 
 
 def _latex(expr) -> str:

@@ -12,7 +12,8 @@ from typing import List
 
 import sympy
 
-from ..model.model import Distribution, Interval, Model, Param
+from ..model.model import Model
+from ..model.parts import Distribution, Interval, Param
 from .expression import SdeExpressionPrinter
 
 _INDENT = "    "
