@@ -4,8 +4,8 @@ With f the drift and G the n x m diffusion (rows: states, columns: Brownian moti
 ``f(t, y)`` -> (batch, n); ``g(t, y)`` -> (batch, n) for diagonal noise (the diagonal of G; for an
 elementwise model ``x[d]`` the per-component g), (batch, n, 1) for scalar noise, (batch, n, m)
 otherwise; ``g_prod(t, y, v)`` = G v; ``f_and_g`` / ``f_and_g_prod`` from one CSE block; and the
-fused Euler–Maruyama step ``_step(t, y, _h, _dW)`` = y + f h + G dW (Itô form) with ``t`` and
-``_h`` Python floats.
+fused Euler–Maruyama step ``_step(t, y, _h, _dW)`` = y + Δ, Δ = f h + G dW (Itô form), with ``t``
+and ``_h`` Python floats.
 """
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from typing import List
 
 import sympy
 
+from sdelang.emit.block import euler_increments, noise_products, vector_argument
 from sdelang.emit.lower import is_diagonal
-
-from .codegen_block import INDENT, block_code
 from sdelang.emit.names import NameTable
+from sdelang.emit.source import method
+
+from .codegen_block import TORCH, block_code
 
 
 def torchsde_noise_type(model) -> str:
@@ -33,32 +35,18 @@ def torchsde_noise_type(model) -> str:
 
 def stack_state(model, outputs) -> str:
     """(batch, n) from per-state outputs (an elementwise model's single output is already (batch, d))."""
-    if model.elementwise:
-        return outputs[0]
-    return f"torch.stack([{', '.join(outputs)}], dim=-1)"
+    return TORCH.stack_state(model, outputs)
 
 
-def _vector_symbols(model, prefix: str):
-    """Symbols of a per-Brownian (or per-state for diagonal noise) vector argument and their code."""
-    if model.elementwise:
-        sym = sympy.Symbol(prefix)
-        return [sym], {sym: prefix}, [], [sym]
+def _method(signature: str, doc: str, lines, ret: str) -> List[str]:
+    return method(signature, doc, [*lines, f"        return {ret}"])
+
+
+def _noise_vector(model, arg: str, prefix: str):
+    """Symbols of a per-Brownian (per-state for diagonal noise) vector argument, their code and
+    the lines unpacking them."""
     count = model.n_states if is_diagonal(model) else model.n_brownians
-    syms = [sympy.Symbol(f"{prefix}{j}") for j in range(count)]
-    unpack = [f"{INDENT}{prefix}{j} = {prefix}[..., {j}]" for j in range(count)]
-    return syms, {s: s.name for s in syms}, unpack, syms
-
-
-def noise_products(model, prefix: str):
-    """(G v)_i for every state, v the symbols ``prefix0, prefix1, ...`` (or ``prefix``)."""
-    syms, codes, unpack, _ = _vector_symbols(model, prefix)
-    G = model.diffusion_matrix
-    if is_diagonal(model):
-        products = [G[i, i] * syms[i] for i in range(model.n_states)]
-    else:
-        products = [sum((G[i, j] * syms[j] for j in range(model.n_brownians)), sympy.S.Zero)
-                    for i in range(model.n_states)]
-    return products, codes, unpack
+    return vector_argument(model, arg, count, prefix)
 
 
 def _diffusion_entries(model):
@@ -73,14 +61,10 @@ def _g_return(model, outputs) -> str:
     if kind == "diagonal":
         return stack_state(model, outputs)
     if kind == "scalar":
-        return f"torch.stack([{', '.join(outputs)}], dim=-1).unsqueeze(-1)"
+        return f"{TORCH.stack(outputs, -1)}.unsqueeze(-1)"
     m = model.n_brownians
-    rows = [f"torch.stack([{', '.join(outputs[i * m:(i + 1) * m])}], dim=-1)" for i in range(model.n_states)]
-    return f"torch.stack([{', '.join(rows)}], dim=-2)"
-
-
-def _method(signature: str, doc: str, lines, ret: str) -> List[str]:
-    return [f"    def {signature}:", f'        """{doc}"""', *lines, f"{INDENT}return {ret}", ""]
+    rows = [TORCH.stack(outputs[i * m:(i + 1) * m], -1) for i in range(model.n_states)]
+    return TORCH.stack(rows, -2)
 
 
 def sde_methods(model, table: NameTable, step_model) -> List[str]:
@@ -104,7 +88,8 @@ def sde_methods(model, table: NameTable, step_model) -> List[str]:
     out += _method("f_and_g(self, t, y)", "(f, g) from one block of common subexpressions.", code.lines,
                    f"{stack_state(model, code.outputs[:n])}, {_g_return(model, code.outputs[n:])}")
 
-    products, codes, unpack = noise_products(model, "_v")
+    syms, codes, unpack = _noise_vector(model, "_v", "_v")
+    products = noise_products(model, is_diagonal(model), syms)
     code = block_code(model, table, products, time_kind="tensor", extra_arrays=codes)
     out += _method("g_prod(self, t, y, _v)", "G(t, y) v, shape (batch, n).", unpack + list(code.lines),
                    stack_state(model, code.outputs))
@@ -119,14 +104,19 @@ def sde_methods(model, table: NameTable, step_model) -> List[str]:
 
 
 def step_method(model, table: NameTable) -> List[str]:
-    """``_step(t, y, _h, _dW)``: one Itô Euler–Maruyama step y + f(t, y) h + G(t, y) dW, fused."""
-    h = sympy.Symbol("_h")
-    products, codes, unpack = noise_products(model, "_dW")
-    new = [x + h * f + p for x, f, p in zip(model.states, model.drift_matrix, products)]
-    code = block_code(model, table, new, time_kind="float", extra_arrays=codes, extra_scalars={h: "_h"})
-    return _method("_step(self, t, y, _h, _dW)",
-                   "One Euler–Maruyama step y + f h + G dW (Itô form; t and _h are Python floats).",
-                   unpack + list(code.lines), stack_state(model, code.outputs))
+    """``_step(t, y, _h, _dW)``: one Itô Euler–Maruyama step y + Δ, Δ = f(t, y) h + G(t, y) dW, fused.
+    For an ODE: y + v(t, y) h."""
+    h = sympy.Symbol("$h")
+    if model.is_ode:
+        syms, codes, unpack = [], {}, []
+        signature, doc = "_step(self, t, y, _h, _dW=None)", "One Euler step y + v h (t and _h are Python floats)."
+    else:
+        syms, codes, unpack = _noise_vector(model, "_dW", "_dW")
+        signature = "_step(self, t, y, _h, _dW)"
+        doc = "One Euler–Maruyama step y + f h + G dW (Itô form; t and _h are Python floats)."
+    increments = euler_increments(model, is_diagonal(model), h, syms)
+    code = block_code(model, table, increments, time_kind="float", extra_arrays=codes, extra_scalars={h: "_h"})
+    return _method(signature, doc, unpack + list(code.lines), f"y + {stack_state(model, code.outputs)}")
 
 
 def noise_shape_code(model) -> str:

@@ -44,12 +44,18 @@ class ArrayExprPrinter(PythonCodePrinter):
     """Prints an expression with array functions from ``namespace``; scalar-only subexpressions
     (free of every symbol in ``array_symbols``) use ``scalar_namespace`` when it is given."""
 
-    def __init__(self, namespace: str, names: Dict[sympy.Symbol, str],
-                 array_symbols: Iterable[sympy.Symbol], scalar_namespace: Optional[str] = None):
+    #: Defaults of a target's printer subclass (``namespace = "torch"``, ``scalar_namespace = "math"``).
+    namespace: str = ""
+    scalar_namespace: Optional[str] = None
+
+    def __init__(self, namespace: Optional[str] = None, names: Optional[Dict[sympy.Symbol, str]] = None,
+                 array_symbols: Iterable[sympy.Symbol] = (), scalar_namespace: Optional[str] = None):
         super().__init__({"fully_qualified_modules": False, "standard": "python3"})
-        self.namespace = namespace
-        self.scalar_namespace = scalar_namespace
-        self.names = dict(names)
+        self.namespace = namespace or type(self).namespace
+        if not self.namespace:
+            raise TypeError("ArrayExprPrinter needs the namespace of its array functions")
+        self.scalar_namespace = scalar_namespace or type(self).scalar_namespace
+        self.names = dict(names or {})
         self.array_symbols = set(array_symbols)
 
     def declare(self, name: str, array: bool = False) -> None:
