@@ -9,7 +9,7 @@ from typing import Dict, Iterable, Optional, Tuple
 import sympy
 
 from ..errors import SpecError, did_you_mean
-from .expressions import DOUBLE_MAX
+from .literals import DOUBLE_MAX
 from .parts import Param
 
 

@@ -104,7 +104,7 @@ class Scope:
     #: nets called without a declaration (the built-in ``score``), in order of first use.
     implicit_nets: List[str] = field(default_factory=list)
     #: let-function calls already expanded ((name, context, argument values) -> value) and how
-    #: many expansions the current statement has made (bounded: see expressions.MAX_EXPANSIONS).
+    #: many expansions the current statement has made (bounded: see calls.MAX_EXPANSIONS).
     expansions: Dict[tuple, object] = field(default_factory=dict)
     expansion_count: int = 0
     expansion_depth: int = 0
