@@ -12,6 +12,7 @@ module parts (Python-number parameters, networks) do. The fused step
 """
 from __future__ import annotations
 
+import functools
 from typing import Tuple
 
 import equinox as eqx
@@ -49,8 +50,38 @@ def step_schedule(ts, dt) -> Tuple[np.ndarray, np.ndarray]:
 
 
 @eqx.filter_jit
-def _euler_maruyama_scan(module, x0, key, times, sizes):
-    """Scan over intervals (outer) and their steps (inner); returns states at ts[1:]."""
+def _euler_maruyama_uniform(module, x0, key, starts, sizes, width):
+    """Every interval has the same step count ``width``: outer scan over intervals (start time,
+    step size, index), inner scan over exactly ``width`` steps. The step size is loop-invariant in
+    the inner scan and no padding step is taken; returns states at every time of ``ts``."""
+    noise_shape = module.noise_shape(x0.shape)
+    sde = module.is_sde
+
+    def interval(y, row):
+        t0, h, i = row
+        sqrt_h = jnp.sqrt(h)
+
+        def step(y, j):
+            t = t0 + j.astype(h.dtype) * h
+            if sde:
+                dw = sqrt_h * jax.random.normal(jax.random.fold_in(key, i * width + j), noise_shape, y.dtype)
+            else:
+                dw = None
+            return module.euler_maruyama_step(t, y, h, dw), None
+
+        y, _ = jax.lax.scan(step, y, jnp.arange(width, dtype=jnp.uint32))
+        return y, y
+
+    index = jnp.arange(starts.shape[0], dtype=jnp.uint32)
+    _, ys = jax.lax.scan(interval, x0, (starts, sizes, index))
+    return jnp.concatenate([x0[None], ys], axis=0)
+
+
+@eqx.filter_jit
+def _euler_maruyama_padded(module, x0, key, times, sizes):
+    """Intervals with different step counts: a (len(ts)-1, K) grid of step times and sizes, padded
+    with steps of size 0. Scan over intervals (outer) and their steps (inner); returns states at
+    every time of ``ts``."""
     width = times.shape[1]
     noise_shape = module.noise_shape(x0.shape)
     sde = module.is_sde
@@ -72,11 +103,32 @@ def _euler_maruyama_scan(module, x0, key, times, sizes):
 
     index = jnp.arange(times.shape[0], dtype=jnp.uint32)
     _, ys = jax.lax.scan(interval, x0, (times, sizes, index))
-    return ys
+    return jnp.concatenate([x0[None], ys], axis=0)
+
+
+@functools.lru_cache(maxsize=64)
+def _int_key(seed: int):
+    return as_key(seed)
+
+
+def _seed_input(seed):
+    """The key for ``seed``; int seeds' keys are cached (a key is immutable), so a repeated call
+    does not dispatch ``PRNGKey`` again, and the jitted program sees the same input type for an
+    int seed and a raw key (no retrace)."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return _int_key(int(seed))
+    return as_key(seed)
 
 
 def simulate(module, x0, ts, dt, seed=0):
-    """States at every time of ``ts`` (shape (len(ts), *batch, n)) from x0 at ts[0]."""
+    """States at every time of ``ts`` (shape (len(ts), *batch, n)) from x0 at ts[0].
+
+    One jitted call per simulate (no other device dispatch): an int seed's key is cached, the
+    schedule goes in as host numpy arrays in x0's dtype, and x0 is prepended inside it. When every
+    interval of ``ts`` has the same step count (``[t0, t1]``, a ``linspace`` grid) the steps run
+    with a loop-invariant step size and no padding; measured on CPU, a step size fed per step as a
+    scanned input (or masked per step) made XLA's step loop 1.6–2.3× slower than a hand-written
+    ``lax.scan``."""
     x0 = jnp.asarray(x0)
     if not jnp.issubdtype(x0.dtype, jnp.floating):
         x0 = x0.astype(jnp.result_type(float))
@@ -88,10 +140,13 @@ def simulate(module, x0, ts, dt, seed=0):
     times, sizes = step_schedule(ts, dt)
     if times.shape[0] == 0:
         return x0[None]
-    ys = _euler_maruyama_scan(
-        module, x0, as_key(seed), jnp.asarray(times, dtype=x0.dtype), jnp.asarray(sizes, dtype=x0.dtype)
-    )
-    return jnp.concatenate([x0[None], ys], axis=0)
+    dtype = np.dtype(x0.dtype)
+    key = _seed_input(seed)
+    counts = np.count_nonzero(sizes, axis=1)
+    if np.all(counts == times.shape[1]):
+        return _euler_maruyama_uniform(module, x0, key, times[:, 0].astype(dtype), sizes[:, 0].astype(dtype),
+                                       int(times.shape[1]))
+    return _euler_maruyama_padded(module, x0, key, times.astype(dtype), sizes.astype(dtype))
 
 
 def total_steps(ts, dt) -> int:

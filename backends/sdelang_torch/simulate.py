@@ -3,8 +3,9 @@
 Between consecutive output times the interval is cut into k = ceil((ts[i+1] - ts[i]) / dt) equal
 steps of size h = (ts[i+1] - ts[i]) / k. The plan is computed once on the host from a CPU copy of
 ``ts``; inside the loop time and h are Python floats, so there is no per-step host/device sync.
-Each step draws dW ~ N(0, h I) from a ``torch.Generator`` seeded with ``seed`` on x0's device and
-calls the model's generated fused step y <- y + f h + G dW (Euler for an ODE).
+The increments dW ~ N(0, h I) come from a ``torch.Generator`` seeded with ``seed`` on x0's device,
+drawn in blocks of several steps; each step calls the model's generated fused step
+y <- y + f h + G dW (Euler for an ODE).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import math
 from typing import List, Tuple
 
 import torch
+
+from .threads import intra_op_threads
 
 
 def substep_plan(ts, dt: float) -> List[Tuple[float, float, int]]:
@@ -34,21 +37,52 @@ def substep_plan(ts, dt: float) -> List[Tuple[float, float, int]]:
     return plan
 
 
+NOISE_BLOCK_ELEMENTS = 1 << 20
+"""Noise is drawn for several steps at once, in blocks of at most this many numbers (4 MiB in
+float32), and at least one step per block."""
+
+
 def euler_maruyama(step, noise_shape, x0: torch.Tensor, ts, dt: float, seed: int = 0) -> torch.Tensor:
     """States at every time of ``ts``, shape (len(ts), *x0.shape); ``step(t, y, h, dW)`` advances one
-    step; ``noise_shape`` is the increment's shape (None for an ODE: no noise is drawn)."""
+    step; ``noise_shape`` is the increment's shape (None for an ODE: no noise is drawn).
+
+    Per step the loop calls the generated step on a view of a pre-drawn noise block: the
+    increments of up to ``NOISE_BLOCK_ELEMENTS // numel`` steps of an interval are drawn by one
+    ``normal_(0, √h)`` (two dispatches per block instead of two per step; ``normal_`` scales inside
+    its kernel, which runs on one thread, whereas a separate ``mul_`` on a block this size would
+    enter torch's intra-op pool, ruinous on a busy CPU).
+    On the CPU generator the numbers equal those of one draw per step whenever a step's numel is a
+    multiple of 16 (torch fills normals in blocks of 16); otherwise they are a different, equally
+    valid i.i.d. stream, still fixed by ``seed``. A fresh block is allocated each time (never
+    refilled), so an autograd graph that saved an increment stays valid. Nothing syncs per step:
+    times and h are Python floats. Runs under :func:`intra_op_threads` ``(x0.numel())`` (see
+    threads.py: one intra-op thread for small batches unless ``SDELANG_TORCH_THREADS`` says
+    otherwise)."""
     plan = substep_plan(ts, dt)
+    with intra_op_threads(x0.numel()):
+        return _euler_maruyama(step, noise_shape, x0, plan, seed)
+
+
+def _euler_maruyama(step, noise_shape, x0: torch.Tensor, plan, seed: int) -> torch.Tensor:
     generator = torch.Generator(device=x0.device)
     generator.manual_seed(int(seed))
     y = x0
     out = [x0]
+    numel = math.prod(noise_shape) if noise_shape is not None else 0
+    per_block = max(1, NOISE_BLOCK_ELEMENTS // max(numel, 1))
     for t_start, h, k in plan:
         sqrt_h = math.sqrt(h)
-        for j in range(k):
+        j = 0
+        while j < k:
+            n = min(per_block, k - j)
             if noise_shape is None:
-                dW = None
+                for i in range(j, j + n):
+                    y = step(t_start + i * h, y, h, None)
             else:
-                dW = torch.randn(noise_shape, generator=generator, dtype=x0.dtype, device=x0.device).mul_(sqrt_h)
-            y = step(t_start + j * h, y, h, dW)
+                block = torch.empty((n, *noise_shape), dtype=x0.dtype, device=x0.device)
+                block.normal_(0.0, sqrt_h, generator=generator)
+                for i, dW in enumerate(block.unbind(0), start=j):
+                    y = step(t_start + i * h, y, h, dW)
+            j += n
         out.append(y)
     return torch.stack(out)
