@@ -17,7 +17,7 @@ from typing import List
 
 import sympy
 
-from sdelang.emit.block import block_code, euler_increments, scalar_code, vector_argument
+from sdelang.emit.block import block_code, euler_increments, plus_increment, scalar_code, vector_argument
 from sdelang.emit.kernel_code import kernel_code, normal_laws
 from sdelang.emit.names import NameTable
 from sdelang.emit.source import INDENT, method
@@ -79,7 +79,7 @@ def step_method(model, table: NameTable, diagonal: bool) -> List[str]:
     return method(
         "euler_maruyama_step(self, t, y, h, dw)",
         "One Euler–Maruyama step y + f_Itô(t, y) h + G(t, y) dw (dw ~ N(0, h I), None for an ODE).",
-        body + list(code.lines) + [f"{INDENT}return y + {JAX.stack_state(model, code.outputs)}"],
+        body + list(code.lines) + [f"{INDENT}return {plus_increment(model, JAX, code.outputs)}"],
     )
 
 

@@ -13,7 +13,7 @@ from typing import List
 
 import sympy
 
-from sdelang.emit.block import euler_increments, noise_products, vector_argument
+from sdelang.emit.block import euler_increments, noise_products, plus_increment, vector_argument
 from sdelang.emit.lower import is_diagonal
 from sdelang.emit.names import NameTable
 from sdelang.emit.source import method
@@ -116,7 +116,7 @@ def step_method(model, table: NameTable) -> List[str]:
         doc = "One Euler–Maruyama step y + f h + G dW (Itô form; t and _h are Python floats)."
     increments = euler_increments(model, is_diagonal(model), h, syms)
     code = block_code(model, table, increments, time_kind="float", extra_arrays=codes, extra_scalars={h: "_h"})
-    return _method(signature, doc, unpack + list(code.lines), f"y + {stack_state(model, code.outputs)}")
+    return _method(signature, doc, unpack + list(code.lines), plus_increment(model, TORCH, code.outputs))
 
 
 def noise_shape_code(model) -> str:

@@ -8,6 +8,7 @@ subclassed by each backend, as SymPy has one printer per language.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -186,6 +187,17 @@ def noise_products(model, diagonal: bool, vector: Sequence[sympy.Symbol]) -> Lis
         return [G[i, i] * vector[i] for i in range(model.n_states)]
     return [sum((G[i, j] * vector[j] for j in range(model.n_brownians)), sympy.S.Zero)
             for i in range(model.n_states)]
+
+
+def plus_increment(model, target: Target, outputs: Sequence[str]) -> str:
+    """``y + (Δ)``: the state plus the increment, the increment evaluated first (an elementwise
+    model's bare sum is parenthesized, so that y + a - b is never (y + a) - b)."""
+    delta = target.stack_state(model, outputs)
+    try:
+        atomic = isinstance(ast.parse(delta, mode="eval").body, (ast.Call, ast.Name, ast.Attribute, ast.Subscript))
+    except SyntaxError:
+        atomic = False
+    return f"y + {delta}" if atomic else f"y + ({delta})"
 
 
 def euler_increments(model, diagonal: bool, h: sympy.Symbol, dw: Sequence[sympy.Symbol]) -> List[sympy.Expr]:

@@ -67,12 +67,13 @@ def python_string(text: Optional[str]) -> str:
     return '"""\\\n' + "".join(out) + '"""'
 
 
-def attribute_lines(pairs: Iterable[Tuple[str, object]]) -> List[str]:
-    """Class attributes ``name = value``: text with a newline as a readable triple-quoted string,
-    anything else as its ``repr``."""
+def attribute_lines(pairs: Iterable[Tuple[str, object]], texts: Iterable[str] = ("sdelang_spec",)) -> List[str]:
+    """Class attributes ``name = value``: the attributes named in ``texts`` (the embedded spec)
+    as readable triple-quoted strings, anything else (a model's name too) as its one-line ``repr``."""
+    texts = set(texts)
     lines = []
     for name, value in pairs:
-        if isinstance(value, str) and "\n" in value:
+        if name in texts and isinstance(value, str):
             lines.append(f"    {name} = {python_string(value)}")
         else:
             lines.append(f"    {name} = {value!r}")
