@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import List
 
-import sympy
 
-from sdelang.emit.block import scalar_code
+from sdelang.emit.block import scalar_property
 from sdelang.emit.embedded_spec import spec_text
 from sdelang.emit.lower import numeric_params
 from sdelang.emit.names import NameTable, name_table
-from sdelang.emit.source import INDENT, attribute_lines, header_lines, method, module_source
+from sdelang.emit.source import INDENT, attribute_lines, header_lines, method, model_attributes, module_source
 from sdelang.model.symbols import SCORE_NET
 
 from .codegen_methods import diffusion_methods, drift_method, kernel_methods, prior_methods, step_method
@@ -72,20 +71,13 @@ def _field_lines(model, table: NameTable) -> List[str]:
 def _class_attributes(model, table: NameTable) -> List[str]:
     return attribute_lines([
         ("model_name", model.name),
-        ("state_names", tuple(s.name for s in model.states)),
         ("param_names", tuple(local for _, local in table.params)),
         ("net_names", tuple(local for _, local in table.nets)),
         ("param_fields", dict(table.params)),
         ("net_fields", dict(table.nets)),
-        ("n_states", None if model.elementwise else model.n_states),
-        ("n_brownians", model.n_brownians),
-        ("is_sde", not model.is_ode),
-        ("elementwise", model.elementwise),
-        ("calculus", model.calculus),
         ("noise_type", model.noise_type),
         ("diagonal_noise", diagonal_noise(model)),
-        ("sdelang_spec", spec_text(model)),
-    ]) + [""]
+    ] + model_attributes(model, spec_text(model))) + [""]
 
 
 def _check_init(model, table: NameTable, cls: str) -> List[str]:
@@ -98,22 +90,16 @@ def _check_init(model, table: NameTable, cls: str) -> List[str]:
         f"{INDENT}        raise TypeError({cls + ': parameter '!r} + repr(name) + ' has no default; pass it')"])
 
 
-def _scalar_property(model, table: NameTable, label: str, expr, doc: str, wrap: str = "") -> List[str]:
-    lines, (code,) = scalar_code(model, table, JAX, [sympy.sympify(expr)], label)
-    return ["    @property"] + method(f"{label}(self)", doc, lines + [f"{INDENT}return {wrap}({code})" if wrap
-                                                                  else f"{INDENT}return {code}"])
-
-
 def emit_source(model) -> str:
     """The generated Python source of ``model`` (deterministic: same model, same bytes)."""
     table = jax_name_table(model)
     cls = table.class_name
     diagonal = diagonal_noise(model)
     body = _field_lines(model, table) + _class_attributes(model, table) + _check_init(model, table, cls)
-    body += _scalar_property(model, table, "t0", model.t0, "The model's start time.")
-    body += _scalar_property(model, table, "t1", model.t1, "The model's end time.")
+    body += scalar_property(model, table, JAX, "t0", model.t0, "The model's start time.")
+    body += scalar_property(model, table, JAX, "t1", model.t1, "The model's end time.")
     if model.elementwise:
-        body += _scalar_property(model, table, "dimension", model.dimension,
+        body += scalar_property(model, table, JAX, "dimension", model.dimension,
                                  "The size d of the elementwise state x[d].", wrap="int")
     body += drift_method(model, table) + diffusion_methods(model, table, diagonal)
     body += step_method(model, table, diagonal)

@@ -11,11 +11,11 @@ from typing import List
 
 import sympy
 
-from sdelang.emit.block import scalar_code
+from sdelang.emit.block import scalar_property
 from sdelang.emit.embedded_spec import spec_text
 from sdelang.emit.lower import numeric_params
 from sdelang.emit.names import NameTable, called_nets, name_table
-from sdelang.emit.source import attribute_lines, header_lines, method, module_source
+from sdelang.emit.source import attribute_lines, header_lines, method, model_attributes, module_source
 from sdelang.model.symbols import SCORE_NET
 
 from .codegen_block import TORCH
@@ -40,14 +40,6 @@ def _own_nets(model) -> tuple:
     return tuple(n.name for n in model.nets) + tuple(called_nets(model))
 
 
-def _time_bound(model, table: NameTable, expr, label: str) -> List[str]:
-    """``t0`` / ``t1`` as properties of the module's parameter values (a bound like ``T`` follows
-    ``compile(..., T=3)``)."""
-    lines, (code,) = scalar_code(model, table, TORCH, [sympy.sympify(expr)], f"the time bound {label}")
-    return ["    @property"] + method(f"{label}(self)", f"The model's {'start' if label == 't0' else 'end'} time.",
-                                     lines + [f"        return float({code})"])
-
-
 def _class_attributes(model, table) -> List[str]:
     params = numeric_params(model)
     dim_param = None
@@ -60,21 +52,14 @@ def _class_attributes(model, table) -> List[str]:
             dim_value = int(dim)
     own = _own_nets(model)
     attrs = [
-        ("state_names", tuple(s.name for s in model.states)),
         ("brownian_names", tuple(b.name for b in model.brownians)),
         ("net_names", own),
         ("extra_net_names", tuple(n for n in table.net_names if n not in own)),
         ("param_defaults", {name: params.get(name) for name, _ in table.params}),
         ("keyword_names", {**dict(table.params), **dict(table.nets)}),
-        ("n_states", None if model.elementwise else model.n_states),
-        ("n_brownians", model.n_brownians),
-        ("elementwise", model.elementwise),
         ("dimension_param", dim_param),
         ("dimension_value", dim_value),
-        ("is_sde", not model.is_ode),
-        ("calculus", model.calculus),
-        ("sdelang_spec", spec_text(model)),
-    ]
+    ] + model_attributes(model, spec_text(model))
     if not model.is_ode:
         attrs = [("noise_type", torchsde_noise_type(model)),
                  ("sde_type", "stratonovich" if model.calculus == "stratonovich" else "ito")] + attrs
@@ -95,7 +80,8 @@ def emit_source(model) -> str:
     table = torch_name_table(model)
     cls = table.class_name
     body = _class_attributes(model, table) + [""] + _constructor(table)
-    body += _time_bound(model, table, model.t0, "t0") + _time_bound(model, table, model.t1, "t1")
+    body += scalar_property(model, table, TORCH, "t0", model.t0, "The model's start time.", wrap="float")
+    body += scalar_property(model, table, TORCH, "t1", model.t1, "The model's end time.", wrap="float")
     if model.is_ode:
         body += ode_methods(model, table)
     else:

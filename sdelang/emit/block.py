@@ -19,7 +19,7 @@ from ..errors import EmitError
 from .lower import Block, lower_block
 from .names import NameTable
 from .printer import ArrayExprPrinter, print_block
-from .source import INDENT
+from .source import INDENT, method
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,15 @@ def scalar_code(model, table: NameTable, target: Target, exprs: Sequence[sympy.E
                         "not only parameters")
     printer = target.printer(table.symbol_names(), set())
     return param_lines(table, target, used), [printer.doprint(e) for e in exprs]
+
+
+def scalar_property(model, table: NameTable, target: Target, label: str, expr, doc: str,
+                    wrap: str = "") -> List[str]:
+    """``@property label(self)``: a parameter-only value (a time bound, a size), ``wrap``-ped in a
+    conversion such as ``float`` when given."""
+    lines, (code,) = scalar_code(model, table, target, [sympy.sympify(expr)], label)
+    value = f"{wrap}({code})" if wrap else code
+    return ["    @property"] + method(f"{label}(self)", doc, lines + [f"{INDENT}return {value}"])
 
 
 def vector_argument(model, arg: str, count: int, prefix: str):

@@ -3,7 +3,8 @@
 A generated file used on its own (``sdelang compile SPEC -o FILE``, then imported) re-parses it on
 demand to build what depends on the symbolic model (reverse-time SDE, probability flow,
 log-likelihood). The text is printed by sdelang's printer from validated symbols, never copied from
-user input, and enters the source through ``repr``.
+user input, and enters the source as a readable triple-quoted string with every character that could
+end or bend the literal escaped (:func:`sdelang.emit.source.python_string`).
 """
 from __future__ import annotations
 

@@ -80,6 +80,20 @@ def attribute_lines(pairs: Iterable[Tuple[str, object]], texts: Iterable[str] = 
     return lines
 
 
+def model_attributes(model, spec: Optional[str]) -> List[Tuple[str, object]]:
+    """The class attributes every generated module states about its model (a backend adds its
+    own): states, sizes, kind, calculus and the embedded `.sde` text ``spec``."""
+    return [
+        ("state_names", tuple(s.name for s in model.states)),
+        ("n_states", None if model.elementwise else model.n_states),
+        ("n_brownians", model.n_brownians),
+        ("elementwise", model.elementwise),
+        ("is_sde", not model.is_ode),
+        ("calculus", model.calculus),
+        ("sdelang_spec", spec),
+    ]
+
+
 def method(signature: str, doc: str, body: Sequence[str]) -> List[str]:
     """``def signature:`` with a one-sentence docstring (wrapped when long) and ``body``."""
     one = f'{INDENT}"""{doc}"""'
