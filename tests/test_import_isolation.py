@@ -8,6 +8,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("torch", "torchsde", "torchdiffeq", "jax", "jaxlib", "diffrax", "equinox", "lineax")
@@ -106,3 +108,59 @@ def test_derive_heston_is_fast(tmp_path):
     assert "model Heston" in proc.stdout
     print(f"sdelang derive heston.sde: {elapsed:.2f} s")
     assert elapsed < 5.0
+
+
+OU = """\
+model OU {
+    state x
+    param theta = 1.5 in (0, inf), sigma = 0.5 in (0, inf)
+    dx = -theta * x dt + sigma dW
+}
+"""
+
+
+def _emitted(spec: str, backend: str) -> str:
+    import sdelang
+    from sdelang.emit.registry import get_backend
+
+    return get_backend(backend).emit(sdelang.load(spec))
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("text", [HESTON, OU], ids=["heston", "ou"])
+def test_cli_compile_loads_no_framework_and_prints_what_emit_returns(backend, text, tmp_path):
+    spec = tmp_path / "model.sde"
+    spec.write_text(text)
+    out = tmp_path / "model.py"
+    code = textwrap.dedent(
+        f"""
+        from sdelang.cli import main
+        assert main(["compile", {str(spec)!r}, "--backend", {backend!r}, "-o", {str(out)!r}]) == 0
+        """
+    ) + _REPORT_HEAVY
+    assert _heavy_modules(_run_python(code, str(tmp_path))) == []
+    expected = _emitted(str(spec), backend)
+    assert out.read_text() == expected
+    proc = subprocess.run([sys.executable, "-m", "sdelang", "compile", str(spec), "--backend", backend],
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected
+
+
+def test_the_shipped_parser_tables_are_those_of_the_grammar():
+    """``sdelang/syntax/grammar_tables.py`` is current (regenerate: python -m sdelang.syntax.grammar)
+    and parses the examples exactly as the parser built from the grammar does."""
+    from sdelang.syntax import grammar
+
+    text = grammar.grammar_text()
+    shipped = grammar._shipped_parser(grammar.grammar_digest(text))
+    assert shipped is not None, "stale tables: run python -m sdelang.syntax.grammar"
+    built = grammar.build_parser(text)
+    examples = os.path.join(ROOT, "examples")
+    for name in sorted(os.listdir(examples)) if os.path.isdir(examples) else []:
+        if name.endswith(".sde"):
+            with open(os.path.join(examples, name), encoding="utf-8") as fh:
+                source = fh.read()
+            assert shipped.parse(source) == built.parse(source), name
+    for source in (HESTON, LANGEVIN, OU):
+        assert shipped.parse(source) == built.parse(source)
