@@ -4,13 +4,14 @@
                                    [--out benchmarks/results/gpu_check.md]
 
 For each backend it builds the VP model of examples/vp.sde (d = 2) with the default ScoreModel
-network (ScoreMLP, kernel-preconditioned), trains it briefly on CPU-side toy data (eight Gaussians,
-fixed seed), and then runs the *same weights* twice: in float32 on the device and in float64 on the
-CPU (the reference). Each phase is compared:
+network (ScoreMLP, kernel-preconditioned), trains it briefly on toy data (eight Gaussians, fixed
+seed; torch trains on the CPU, JAX on its device), and then runs the *same weights* twice: in
+float32 on the device and in float64 on the CPU (the reference). Each phase is compared:
 
 - score   the network itself on fixed (x, t): pathwise, |Δ| ≤ 1e-4 (1 + |ref|) (float32 rounding
           through a 3-layer MLP and the 1/σ_t preconditioner is ~1e-6 relative; TF32 matmuls would be
-          ~1e-3 and fail, which is the point).
+          ~1e-3 and fail, which is the point: torch's allow_tf32 is reported, JAX's float32 matmul
+          precision is pinned to "highest" unless --jax-matmul-precision says otherwise).
 - simulate, em, pc   stochastic: the initial states are shared (x0 / x_init), but the noise stream
           cannot be the same — torch draws it from a device generator (CPU mt19937 ≠ CUDA Philox) and
           float32 and float64 normals differ even on one device, in both backends. So the results are
@@ -83,7 +84,7 @@ class Sizes:
     steps_tp_em: int
 
 
-FULL = Sizes(hidden=128, depth=3, train_steps=400, n_stat=10_000, steps=200, n_ode=4096, n_logp=1024,
+FULL = Sizes(hidden=128, depth=3, train_steps=400, n_stat=10_000, steps=100, n_ode=4096, n_logp=1024,
              n_score=8192, bw_mib=1024, n_tp_sim=1 << 22, steps_tp_sim=200, n_tp_em=1 << 18, steps_tp_em=100)
 # --quick: the throughput runs reuse the comparison shapes, so JAX's compilation cache serves them
 QUICK = Sizes(hidden=32, depth=2, train_steps=50, n_stat=1000, steps=32, n_ode=128, n_logp=64,
