@@ -1,7 +1,7 @@
 """Score-model sampling throughput (JAX): sdelang's samplers vs hand-written score_sde-style samplers
 for the same SDE (VP, β ∈ [0.1, 20]) and the same network (ScoreMLP 2-64-64-2), measured in one run.
 
-    python benchmarks/bench_score_jax.py [--n 10000] [--nfe 500] [--repeats 7] [--out benchmarks/results/score_jax.md]
+    python benchmarks/bench_score_jax.py [--sizes 10000x500,1000x100] [--repeats 7] [--out benchmarks/results/score_jax.md]
 
 Cases (float32, n particles in 2-D, fixed NFE = score evaluations per sample path):
   1. Euler–Maruyama: ``sample_em(module, n, steps=NFE)`` vs a hand-written ``lax.fori_loop`` in the
@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 import sdelang
 from sdelang_jax import ScoreMLP
-from sdelang_jax.score_sampling import sample_em, sample_pc
+from sdelang_jax import sample_em, sample_ode, sample_pc
 
 B_MIN, B_MAX, T_MIN = 0.1, 20.0, 1e-3
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,56 +104,75 @@ def hand_pc(net, x, key, steps: int, snr: float):
     return x_mean
 
 
+@eqx.filter_jit
+def hand_ode(net, x, rtol, atol):
+    """The VP probability-flow ODE dx/dt = -½ β(t) (x + s(x, t)) by diffrax Tsit5 + PID, t from 1 to T_MIN."""
+    def field(t, x, net):
+        beta = B_MIN + t * (B_MAX - B_MIN)
+        return -0.5 * beta * (x + net(x, jnp.full(x.shape[:-1], t, x.dtype)))
+
+    sol = diffrax.diffeqsolve(diffrax.ODETerm(field), diffrax.Tsit5(), jnp.asarray(1.0, x.dtype),
+                              jnp.asarray(T_MIN, x.dtype), None, x, args=net,
+                              stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=65536)
+    return sol.ys[-1], sol.stats["num_steps"]
+
+
 def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    return (f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
             f"{jax.devices()[0].platform}; jax {jax.__version__}, diffrax {diffrax.__version__}, "
             f"equinox {eqx.__version__}")
 
 
+def cases(vp, net, n: int, nfe: int, repeats: int):
+    """Rows (name, NFE ours, NFE hand, first ours, first hand, median ours, median hand, ratio)."""
+    x1 = vp.prior_sample(n, seed=0, dtype=jnp.float32)
+    key = jax.random.PRNGKey(2)
+    half = nfe // 2
+    em = sample_em(vp, n, steps=nfe, x_init=x1)
+    pc = sample_pc(vp, n, steps=half, corrector_steps=1, snr=0.16, x_init=x1)
+    ode = sample_ode(vp, n, x_init=x1)
+    hand_steps = int(hand_ode(net, x1, 1e-5, 1e-5)[1])
+    rows = [
+        (f"Euler–Maruyama, {nfe} steps", em.nfe, nfe,
+         *paired(lambda: sample_em(vp, n, steps=nfe, x_init=x1).samples, lambda: hand_em(net, x1, key, nfe), repeats)),
+        (f"predictor–corrector, {half} steps x (1 + 1)", pc.nfe, 2 * half,
+         *paired(lambda: sample_pc(vp, n, steps=half, corrector_steps=1, snr=0.16, x_init=x1).samples,
+                 lambda: hand_pc(net, x1, key, half, 0.16), repeats)),
+        ("probability-flow ODE, Tsit5 1e-5", ode.nfe, 6 * hand_steps + 1,
+         *paired(lambda: sample_ode(vp, n, x_init=x1).samples, lambda: hand_ode(net, x1, 1e-5, 1e-5)[0], repeats)),
+    ]
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--nfe", type=int, default=500)
+    parser.add_argument("--sizes", default="10000x500,1000x100", help="comma-separated n x NFE")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "score_jax.md"))
     args = parser.parse_args()
-    n, nfe = args.n, args.nfe
 
-    net = ScoreMLP(2, key=jax.random.PRNGKey(1), width=64, depth=2, dtype=jnp.float32)
+    net = ScoreMLP(2, hidden=64, depth=2, key=jax.random.PRNGKey(1), dtype=jnp.float32)
     vp = sdelang.load(os.path.join(HERE, "..", "examples", "vp.sde")).compile("jax", score=net)
-    x1 = vp.prior_sample(n, seed=0, dtype=jnp.float32)
-    key = jax.random.PRNGKey(2)
-    rows = []
-
-    result = sample_em(vp, n, steps=nfe, seed=0)
-    assert result.nfe == nfe
-    timing = paired(lambda: sample_em(vp, n, steps=nfe, seed=0).samples, lambda: hand_em(net, x1, key, nfe),
-                    args.repeats)
-    rows.append((f"Euler–Maruyama, {nfe} steps", nfe, *timing))
-
-    result = sample_pc(vp, n, steps=nfe // 2, corrector_steps=1, snr=0.16, seed=0)
-    assert result.nfe == 2 * (nfe // 2)
-    timing = paired(lambda: sample_pc(vp, n, steps=nfe // 2, corrector_steps=1, snr=0.16, seed=0).samples,
-                    lambda: hand_pc(net, x1, key, nfe // 2, 0.16), args.repeats)
-    rows.append((f"predictor–corrector, {nfe // 2} steps x (1 + 1)", 2 * (nfe // 2), *timing))
-
     lines = [
         "# Score-model sampling throughput (JAX)",
         "",
         f"Machine: {machine()}.",
-        f"VP SDE, ScoreMLP 2-64-64-2, {n} samples in 2-D, float32; medians of {args.repeats} calls after a "
-        "warm-up, ours and hand timed alternately (ratio = median of per-pair ratios); 'first call' includes "
-        "tracing and XLA compilation. Ours = the public sampler call "
-        "(prior draw, reverse-module construction, NFE counting, jitted scan); hand = a score_sde-style "
-        "jitted fori_loop on the same network.",
+        f"VP SDE, ScoreMLP 2-64-64-2, float32, 2-D; medians of {args.repeats} calls after a warm-up, ours and "
+        "hand timed alternately (ratio = median of per-pair ratios); 'first call' includes tracing and XLA "
+        "compilation. Ours = the public sampler call from the same x_init (reverse-module construction, "
+        "jitted scan with in-graph NFE count); hand = a score_sde-style jitted fori_loop (EM, PC) or diffrax "
+        "solve (ODE) on the same network.",
+        f"Machine load (1-min average) at the start: {os.getloadavg()[0]:.1f}.",
         "",
-        "| sampler | NFE | ours (s) | hand-written (s) | ours samples/s | hand samples/s | ratio ours/hand (time) "
+        "| n | sampler | NFE ours / hand | ours (s) | hand-written (s) | ratio ours/hand (time) "
         "| first call ours / hand (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, k, co, ch, to, th, ratio in rows:
-        lines.append(f"| {name} | {k} | {to:.4f} | {th:.4f} | {n / to:,.0f} | {n / th:,.0f} | {ratio:.2f}x "
-                     f"| {co:.2f} / {ch:.2f} |")
+    for size in args.sizes.split(","):
+        n, nfe = (int(v) for v in size.lower().split("x"))
+        for name, k_ours, k_hand, co, ch, to, th, ratio in cases(vp, net, n, nfe, args.repeats):
+            lines.append(f"| {n} | {name} | {k_ours} / {k_hand} | {to:.4f} | {th:.4f} | {ratio:.3f}x "
+                         f"| {co:.2f} / {ch:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

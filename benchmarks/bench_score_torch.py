@@ -1,11 +1,12 @@
 """Score-model sampling throughput: sdelang's samplers vs hand-written score_sde-style torch samplers
 with the same VP SDE and the same network, measured in the same run (medians, samples per second).
 
-    python benchmarks/bench_score_torch.py [--repeats 5] [--threads 1] [--device cpu|cuda] [--out FILE]
+    python benchmarks/bench_score_torch.py [--repeats 5] [--threads 1,2] [--sizes 10000x500,1000x100]
+                                           [--device cpu|cuda] [--out FILE]
 
-Cases (float32, VP β ∈ [0.1, 20], ScoreMLP 2 → 128 → 128 → 128 → 2, 10 000 samples, t_min = 1e-3):
-  1. Euler–Maruyama on the reverse SDE, 500 steps (NFE 500);
-  2. predictor–corrector, 250 steps, 1 Langevin corrector step, snr 0.16 (NFE 500);
+Cases (float32, VP β ∈ [0.1, 20], ScoreMLP 2 → 128 → 128 → 128 → 2, n samples, t_min = 1e-3, NFE k):
+  1. Euler–Maruyama on the reverse SDE, k steps;
+  2. predictor–corrector, k/2 steps, 1 Langevin corrector step, snr 0.16 (NFE k);
   3. probability-flow ODE, torchdiffeq dopri5, rtol = atol = 1e-5 (NFE as counted).
 The hand-written samplers follow score_sde (Song et al. 2021): x ← x - [f - g² s] Δt + g √Δt z with
 f = -½ β(t) x, g = √β(t); the Langevin step ε = 2 α (snr ‖z‖/‖s‖)², α = exp(-β(t) Δt).
@@ -25,7 +26,7 @@ import sdelang
 from harness import paired_medians
 
 from sdelang_torch import ScoreMLP
-from sdelang_torch.score_sampling import sample_em, sample_ode, sample_pc
+from sdelang_torch import sample_em, sample_ode, sample_pc
 
 BETA_MIN, BETA_MAX, T_MIN = 0.1, 20.0, 1e-3
 N, EM_STEPS, PC_STEPS = 10_000, 500, 250
@@ -89,64 +90,72 @@ def hand_ode(net, x):
     return out[-1], flow.calls
 
 
+def cases(net, module, n: int, nfe: int, repeats: int, device, sync):
+    """Rows (case, NFE ours, seconds ours, NFE hand, seconds hand) for n samples at NFE ``nfe``."""
+    x1 = module.prior_sample(n, seed=0, device=device)
+    half = nfe // 2
+    nfe_of = {}
+
+    def ours(name, call):
+        def run():
+            nfe_of[name] = call().nfe
+        return run
+
+    def theirs_ode():
+        nfe_of["hand ode"] = hand_ode(net, x1)[1]
+
+    rows = []
+    with torch.no_grad():
+        t_ours, t_hand = paired_medians(ours("em", lambda: sample_em(module, n, nfe, x_init=x1, device=device)),
+                                        lambda: hand_em(net, x1, nfe, 0), repeats, sync)
+        rows.append((f"Euler–Maruyama, {nfe} steps", nfe_of["em"], t_ours, nfe, t_hand))
+        t_ours, t_hand = paired_medians(ours("pc", lambda: sample_pc(module, n, half, x_init=x1, device=device)),
+                                        lambda: hand_pc(net, x1, half, 0), repeats, sync)
+        rows.append((f"PC, {half} steps + 1 corrector", nfe_of["pc"], t_ours, 2 * half, t_hand))
+        t_ours, t_hand = paired_medians(ours("ode", lambda: sample_ode(module, n, x_init=x1, device=device)),
+                                        theirs_ode, repeats, sync)
+        rows.append(("probability-flow ODE, dopri5 1e-5", nfe_of["ode"], t_ours, nfe_of["hand ode"], t_hand))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--sizes", default=f"{N}x{EM_STEPS},1000x100", help="comma-separated n x NFE")
+    parser.add_argument("--threads", default="1,2", help="comma-separated torch CPU thread counts to run with")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "score_torch.md"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-
     torch.manual_seed(0)
     net = ScoreMLP(2, hidden=128, depth=3).to(device).eval()
     module = sdelang.load(SPEC).compile("torch", score=net)
-    x1 = module.prior_sample(N, seed=0, device=device)
-    rows = []
-    with torch.no_grad():
-        nfe = {}
-
-        def ours_em():
-            nfe["em"] = sample_em(module, N, EM_STEPS, x_init=x1, device=device).nfe
-
-        def ours_pc():
-            nfe["pc"] = sample_pc(module, N, PC_STEPS, x_init=x1, device=device).nfe
-
-        def ours_ode():
-            nfe["ode"] = sample_ode(module, N, x_init=x1, device=device).nfe
-
-        def theirs_ode():
-            nfe["hand ode"] = hand_ode(net, x1)[1]
-
-        t_ours, t_hand = paired_medians(ours_em, lambda: hand_em(net, x1, EM_STEPS, 0), args.repeats, sync)
-        rows.append((f"Euler–Maruyama, {EM_STEPS} steps", nfe["em"], t_ours, EM_STEPS, t_hand))
-        t_ours, t_hand = paired_medians(ours_pc, lambda: hand_pc(net, x1, PC_STEPS, 0), args.repeats, sync)
-        rows.append((f"PC, {PC_STEPS} steps + 1 corrector", nfe["pc"], t_ours, 2 * PC_STEPS, t_hand))
-        t_ours, t_hand = paired_medians(ours_ode, theirs_ode, args.repeats, sync)
-        rows.append(("probability-flow ODE, dopri5 1e-5", nfe["ode"], t_ours, nfe["hand ode"], t_hand))
-
     machine = (f"{platform.platform()}, processor '{platform.processor() or platform.machine()}', "
                f"{os.cpu_count()} CPUs, device {device}"
                + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
                + f"; torch {torch.__version__}, torchdiffeq {getattr(torchdiffeq, '__version__', '?')}, "
-               f"Python {sys.version.split()[0]}; torch threads {torch.get_num_threads()}")
+               f"Python {sys.version.split()[0]}")
     lines = [
         "# Score-model sampling throughput (torch)",
         "",
         f"Machine: {machine}.",
-        f"VP SDE, ScoreMLP 2-128-128-128-2 (untrained; the cost does not depend on the weights), {N} samples, "
-        f"float32, medians of {args.repeats} runs of each side, run alternately after one warm-up.",
-        f"Machine load (1-min average) at the end: {os.getloadavg()[0]:.1f}; the ratios are measured in the same run.",
+        "VP SDE, ScoreMLP 2-128-128-128-2 (untrained; the cost does not depend on the weights), float32, "
+        f"medians of {args.repeats} runs of each side, run alternately after one warm-up; ours starts from the "
+        "same x_init as the hand loop. The thread count is fixed for both sides (SDELANG_TORCH_THREADS).",
+        f"Machine load (1-min average) at the start: {os.getloadavg()[0]:.1f}; the ratios are measured in the same run.",
         "",
-        "| sampler | ours NFE | ours s | ours samples/s | hand NFE | hand s | hand samples/s | throughput ratio ours/hand |",
+        "| threads | n | sampler | ours NFE | ours s | hand NFE | hand s | time ratio ours/hand |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for case, nfe_ours, t_ours, nfe_hand, t_hand in rows:
-        lines.append(f"| {case} | {nfe_ours} | {t_ours:.3f} | {N / t_ours:,.0f} | {nfe_hand} | {t_hand:.3f} | "
-                     f"{N / t_hand:,.0f} | {t_hand / t_ours:.2f} |")
+    for threads in (int(v) for v in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        os.environ["SDELANG_TORCH_THREADS"] = str(threads)
+        for size in args.sizes.split(","):
+            n, nfe = (int(v) for v in size.lower().split("x"))
+            for case, nfe_ours, t_ours, nfe_hand, t_hand in cases(net, module, n, nfe, args.repeats, device, sync):
+                lines.append(f"| {threads} | {n} | {case} | {nfe_ours} | {t_ours:.3f} | {nfe_hand} | {t_hand:.3f} | "
+                             f"{t_ours / t_hand:.3f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -10,7 +10,7 @@ ODE (diffrax Tsit5), and report
   statistic for two independent data sets (what a perfect sampler would score);
 - NLL of held-out data in nats and bits per dimension through the probability-flow ODE (continuous
   toy data: no dequantisation term);
-- the NFE (score-network evaluations) of each sampler, counted (see sdelang_jax.score_sampling).
+- the NFE (score-network evaluations) of each sampler, counted in the loop (see sdelang.score.samplers).
 
 A plot of samples over data is saved as examples/out/score_jax_<sde>.png. Runs on a 2-core CPU in
 well under a minute per model:  python examples/score_jax.py [--data eight_gaussians] [--steps 6000]

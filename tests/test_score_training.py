@@ -122,3 +122,21 @@ def test_trainer_runs_sliced_score_matching_on_a_model_without_a_kernel(backend)
     assert any(np.max(np.abs(a - b)) > 0 for a, b in zip(backend.params(trainer.net), before))
     with pytest.raises(ValueError):
         backend.lib.ScoreTrainer(module, net, loss="nosuch")
+
+
+def test_each_loss_has_its_own_default_weighting_and_unknown_settings_are_type_errors(backend):
+    """weighting=None is λ = σ_t² for DSM and none for SSM, so SSM trains on a model without a
+    kernel with no weighting given (σ_t² would need one); a misspelt setting is a TypeError."""
+    module = backend.compile("gbm")
+    net = backend.mlp(1, hidden=8, depth=1)
+    trainer = backend.lib.ScoreTrainer(module, net, loss="ssm", batch_size=16, steps_per_call=2,
+                                       loss_options={"sim_steps": 10})
+    assert trainer.config["weighting"] == "none"
+    assert all(math.isfinite(v) for v in trainer.fit(np.ones((50, 1), np.float32), 2, progress=False))
+    vp = backend.lib.ScoreTrainer(backend.compile("vp"), backend.mlp(2, hidden=8, depth=1))
+    assert vp.config["weighting"] == "sigma2"
+    with pytest.raises(NotImplementedError):
+        backend.lib.ScoreTrainer(module, net, loss="ssm", weighting="sigma2").fit(np.ones((50, 1), np.float32), 1,
+                                                                                progress=False)
+    with pytest.raises(TypeError, match="batchsize"):
+        backend.lib.ScoreTrainer(module, net, batchsize=16)

@@ -20,11 +20,13 @@ _EXPORTS = {
     "load_class": "loader",
     "ScoreMLP": "nets",
     "CompiledModel": "runtime", "MissingNetError": "runtime",
-    "KernelPreconditionedScore": "score_model", "ScoreModel": "score_model",
-    "SampleResult": "score_sampling", "sample": "score_sampling", "sample_em": "score_sampling",
-    "sample_ode": "score_sampling", "sample_pc": "score_sampling",
-    "Adam": "score_training", "EMA": "score_training", "ScoreTrainer": "score_training",
-    "dsm_loss": "score_training", "ssm_loss": "score_training",
+    # the score layer, written once in sdelang.score
+    "SampleResult": "sdelang.score", "sample": "sdelang.score", "sample_em": "sdelang.score",
+    "sample_ode": "sdelang.score", "sample_pc": "sdelang.score", "ScoreTrainer": "sdelang.score",
+    "dsm_loss": "sdelang.score", "ssm_loss": "sdelang.score", "log_prob": "sdelang.score",
+    # this backend's containers for it
+    "ScoreModel": "score_model", "KernelPreconditionedScore": "preconditioning", "EMA": "training_state",
+    "Adam": "training_state",
 }
 
 __all__ = sorted(["JaxBackend", "backend", *_EXPORTS])
@@ -34,7 +36,8 @@ def __getattr__(name: str):
     submodule = _EXPORTS.get(name)
     if submodule is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{submodule}", __name__), name)
+    module = importlib.import_module(submodule) if "." in submodule else importlib.import_module(f".{submodule}", __name__)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -27,6 +27,11 @@ import jax.numpy as jnp
 import lineax as lx
 
 from sdelang.emit.embedded_spec import model_from_spec
+from sdelang.score import likelihood, losses
+from sdelang.score.defaults import ODE_ATOL, ODE_RTOL, T_MIN
+
+from .array_ops import JAX_OPS
+from .keys import as_key  # noqa: F401  (generated modules call runtime.as_key)
 from sdelang.emit.kernel import check_kernel_parameters  # noqa: F401 (generated code calls it)
 
 
@@ -72,15 +77,6 @@ def batched_matrix_operator(G) -> lx.AbstractLinearOperator:
     return lx.FunctionLinearOperator(lambda w: jnp.einsum("...nm,...m->...n", G, w), structure)
 
 
-def as_key(seed):
-    """A ``jax.random`` key: ``seed`` itself when it is a key, else ``PRNGKey(seed)``."""
-    if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
-        return seed
-    if hasattr(seed, "dtype") and seed.dtype == jnp.uint32 and getattr(seed, "shape", None) == (2,):
-        return seed
-    return jax.random.PRNGKey(jnp.asarray(seed, dtype=jnp.uint32))
-
-
 def _derived_cache(cls) -> dict:
     cache = cls.__dict__.get("_sdelang_derived")
     if cache is None:
@@ -116,11 +112,35 @@ class CompiledModel(eqx.Module):
     has_prior: ClassVar[bool] = False
     has_kernel: ClassVar[bool] = False
     kernel_is_diagonal: ClassVar[bool] = True
+    ops: ClassVar[Any] = JAX_OPS  # the score layer's array operations (sdelang.score.protocol.ArrayOps)
     # The sympy Model this class was generated from (attached by the loader, not in the source).
     sdelang_model: ClassVar[Any] = None
     sdelang_spec: ClassVar[Optional[str]] = None
 
     # ------------------------------------------------------------------ shapes and terms
+    @property
+    def kernel_kind(self) -> Optional[str]:
+        """"diagonal" | "full" where the model has a Gaussian perturbation kernel, else None."""
+        if not self.has_kernel:
+            return None
+        return "diagonal" if self.kernel_is_diagonal else "full"
+
+    @property
+    def score_net(self) -> Optional[Callable]:
+        """The attached ``score`` network, or None."""
+        return getattr(self, self.net_fields["score"], None) if "score" in self.net_fields else None
+
+    def with_score(self, score: Optional[Callable]) -> "CompiledModel":
+        """A new module of the same generated class, parameters and networks, with ``score``
+        attached (None: detached); equinox modules are immutable, so this one is unchanged."""
+        cls = type(self)
+        kwargs = self._shared_kwargs(cls)
+        if "score" in cls.net_fields:
+            kwargs[cls.net_fields["score"]] = score
+        elif score is not None:
+            raise ValueError(f"{cls.model_name} has no 'score' network field")
+        return cls(**kwargs)
+
     @property
     def dimension(self) -> Optional[int]:
         """State size n (for an elementwise model the declared d, from its parameters)."""
@@ -224,14 +244,14 @@ class CompiledModel(eqx.Module):
         """Samples of the spec's ``prior``, shape (*batch, n)."""
         raise NotImplementedError(f"{self.model_name} declares no prior")
 
-    def dsm_loss(self, x0, t_min=1e-3, weighting="sigma2", *, key=None, seed=0):
-        """Denoising score matching with the attached ``score`` net (see score_training)."""
-        from .score_training import dsm_loss
+    def dsm_loss(self, x0, t_min=T_MIN, weighting="sigma2", *, key=None, seed=0):
+        """Denoising score matching with the attached ``score`` net (:func:`sdelang.score.losses.dsm_loss`);
+        random draws from ``key`` (or ``seed``)."""
+        return losses.dsm_loss(self, x0, t_min=t_min, weighting=weighting, seed=seed if key is None else key)
 
-        return dsm_loss(self, x0, t_min=t_min, weighting=weighting, key=key, seed=seed)
-
-    def log_prob(self, x, exact=True, rtol=1e-5, atol=1e-5, t_min=1e-5, *, key=None, seed=0):
-        """log p_{t0}(x) through the probability-flow ODE (see likelihood)."""
-        from .likelihood import log_prob
-
-        return log_prob(self, x, exact=exact, rtol=rtol, atol=atol, t_min=t_min, key=key, seed=seed)
+    def log_prob(self, x, exact=True, rtol=ODE_RTOL, atol=ODE_ATOL, t_min=T_MIN, prior=None, method=None, *,
+                 key=None, seed=0):
+        """log p_{t0 + t_min}(x) through the probability-flow ODE (:func:`sdelang.score.likelihood.log_prob`);
+        Hutchinson's ε (``exact=False``) from ``key`` (or ``seed``)."""
+        return likelihood.log_prob(self, x, exact=exact, rtol=rtol, atol=atol, t_min=t_min, prior=prior,
+                                   method=method, seed=seed if key is None else key)

@@ -15,11 +15,12 @@ from .backend import TorchBackend, backend
 #: Exported name -> the submodule that defines it.
 _EXPORTS = {
     "ScoreMLP": "nets",
-    "EMA": "score_training", "ScoreTrainer": "score_training", "dsm_loss": "score_training",
-    "ssm_loss": "score_training",
-    "SampleResult": "score_sampling", "sample": "score_sampling", "sample_em": "score_sampling",
-    "sample_ode": "score_sampling", "sample_pc": "score_sampling",
-    "KernelPreconditionedScore": "score_model", "ScoreModel": "score_model",
+    # the score layer, written once in sdelang.score
+    "SampleResult": "sdelang.score", "sample": "sdelang.score", "sample_em": "sdelang.score",
+    "sample_ode": "sdelang.score", "sample_pc": "sdelang.score", "ScoreTrainer": "sdelang.score",
+    "dsm_loss": "sdelang.score", "ssm_loss": "sdelang.score", "log_prob": "sdelang.score",
+    # this backend's containers for it
+    "ScoreModel": "score_model", "KernelPreconditionedScore": "preconditioning", "EMA": "training_state",
 }
 
 __all__ = sorted(["TorchBackend", "backend", *_EXPORTS])
@@ -29,7 +30,8 @@ def __getattr__(name: str):
     submodule = _EXPORTS.get(name)
     if submodule is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{submodule}", __name__), name)
+    module = importlib.import_module(submodule) if "." in submodule else importlib.import_module(f".{submodule}", __name__)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -8,17 +8,25 @@ fused ``_step``, ``_noise_shape`` and, where the model admits them, ``_kernel``,
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, NamedTuple, Optional
 
 import torch
 from torch import nn
 
 from sdelang.emit.embedded_spec import model_from_spec
+from sdelang.score import likelihood, losses
+from sdelang.score.defaults import ODE_ATOL, ODE_RTOL, T_MIN
 
-from .likelihood import flow_log_prob
+from .array_ops import TORCH_OPS
 from .simulate import euler_maruyama
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+class _Shaped(NamedTuple):
+    """Stands for a state of this shape where generated code reads only ``y.shape``."""
+
+    shape: tuple
 
 
 class MissingNet:
@@ -59,6 +67,8 @@ class CompiledModule(nn.Module):
     n_states = None
     t0 = 0.0
     t1 = 1.0
+    ops = TORCH_OPS  # the score layer's array operations (sdelang.score.protocol.ArrayOps)
+    kernel_kind = None  # "diagonal" | "full" where the model has a Gaussian perturbation kernel
 
     def __init__(self, params: Dict[str, object], nets: Dict[str, object]):
         super().__init__()
@@ -96,7 +106,38 @@ class CompiledModule(nn.Module):
             if name in derived.net_names + derived.extra_net_names:
                 derived.attach(name, net)
 
+    @property
+    def score_net(self) -> Optional[Callable]:
+        """The attached ``score`` network, or None."""
+        net = self.nets_by_name.get("score")
+        return None if net is None or isinstance(net, MissingNet) else net
+
+    def with_score(self, score: Optional[Callable]) -> "CompiledModule":
+        """A new module of the same generated class, parameters and networks, with ``score``
+        attached (None: detached); this module is not modified."""
+        cls = type(self)
+        nets = {name: net for name, net in self.nets_by_name.items() if not isinstance(net, MissingNet)}
+        nets.pop("score", None)
+        if score is not None:
+            if "score" not in self.net_names + self.extra_net_names:
+                raise ValueError(f"{cls.__name__} has no 'score' network")
+            nets["score"] = score
+        kwargs = {cls.keyword_names[name]: value for name, value in self.param_values.items()}
+        kwargs.update({cls.keyword_names[name]: net for name, net in nets.items()})
+        instance = cls(**kwargs)
+        instance.model = self.model
+        return instance
+
     # ------------------------------------------------------------------ sizes
+    @property
+    def diagonal_noise(self) -> bool:
+        """G is diagonal: ΔW has the state's shape."""
+        return getattr(self, "noise_type", None) == "diagonal"
+
+    @property
+    def has_prior(self) -> bool:
+        return hasattr(self, "_prior_normal")
+
     @property
     def dimension(self) -> Optional[int]:
         """Number of state components: n, or the elementwise model's d (None when d is unknown)."""
@@ -196,40 +237,21 @@ class CompiledModule(nn.Module):
             raise NotImplementedError("this model has no Gaussian perturbation kernel (model.marginal() failed)")
         return kernel(t, x0)
 
-    def dsm_loss(self, x0: torch.Tensor, t_min: float = 1e-3, weighting: str = "sigma2",
-                 seed: Optional[int] = None) -> torch.Tensor:
-        """Denoising score matching with the attached ``score`` net, averaged over the batch:
-        t ~ U(t0 + t_min, t1), ε ~ N(0, I), x_t = mean(x0, t) + σ_t ε and, for a diagonal kernel,
-
-        "sigma2":     ||σ_t s(x_t, t) + ε||²           (λ = σ_t²),
-        "likelihood": Σ_i g_i(t)² (s_i + ε_i/σ_{t,i})²  (λ = g², Song et al. 2021),
-
-        full (coupled) kernels via a Cholesky factor (:func:`sdelang_torch.score_training.dsm_loss`).
-        """
-        from .score_training import dsm_loss
-
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=x0.device)
-            generator.manual_seed(int(seed))
-        return dsm_loss(self, x0, t_min=t_min, weighting=weighting, generator=generator)
+    def dsm_loss(self, x0: torch.Tensor, t_min: float = T_MIN, weighting: str = "sigma2",
+                 seed: int = 0) -> torch.Tensor:
+        """Denoising score matching with the attached ``score`` net, averaged over the batch
+        (:func:`sdelang.score.losses.dsm_loss`): t ~ U(t0 + t_min, t1), ε ~ N(0, I) from ``seed``."""
+        return losses.dsm_loss(self, x0, t_min=t_min, weighting=weighting, seed=seed)
 
     # ------------------------------------------------------------------ likelihood
-    def _velocity_module(self) -> "CompiledModule":
-        return self.probability_flow()
-
-    def log_prob(self, x: torch.Tensor, exact: bool = True, rtol: float = 1e-5, atol: float = 1e-5,
-                 t_min: float = 1e-3, prior: Optional[Callable] = None, method: str = "dopri5",
+    def log_prob(self, x: torch.Tensor, exact: bool = True, rtol: float = ODE_RTOL, atol: float = ODE_ATOL,
+                 t_min: float = T_MIN, prior: Optional[Callable] = None, method: str = "dopri5",
                  seed: int = 0) -> torch.Tensor:
-        """log p_{t0 + t_min}(x) through the probability-flow ODE, shape (batch,): integrate
-        (x, Δ) with dΔ/dt = ∇·v from t0 + t_min to t1 and add log p_{t1}(x(t1)) from ``prior``
-        (a callable) or the spec's prior. ∇·v exact (``exact=True``) or Hutchinson (fixed
-        Rademacher ε from ``seed``)."""
-        flow = self._velocity_module()
-        prior = prior if prior is not None else (
-            flow.prior_log_prob if hasattr(flow, "_prior_normal") else self.prior_log_prob)
-        return flow_log_prob(flow.forward, prior, x, self.t0 + t_min, self.t1, exact=exact, rtol=rtol,
-                             atol=atol, method=method, seed=seed)
+        """log p_{t0 + t_min}(x) through the probability-flow ODE, shape (batch,)
+        (:func:`sdelang.score.likelihood.log_prob`): ``prior`` (a log-density at t1) defaults to
+        the spec's prior; ∇·v exact, or Hutchinson with a fixed Rademacher ε from ``seed``."""
+        return likelihood.log_prob(self, x, exact=exact, rtol=rtol, atol=atol, t_min=t_min, prior=prior,
+                                   method=method, seed=seed)
 
 
 class CompiledSDE(CompiledModule):
@@ -250,6 +272,14 @@ class CompiledSDE(CompiledModule):
             return torch.diag_embed(g)
         return g
 
+    def euler_maruyama_step(self, t, y: torch.Tensor, h, dw: torch.Tensor) -> torch.Tensor:
+        """y + f(t, y) h + G(t, y) ΔW (the generated fused step; t and h Python floats)."""
+        return self._step(t, y, h, dw)
+
+    def noise_shape(self, state_shape) -> tuple:
+        """Shape of one ΔW for a state of shape ``state_shape``."""
+        return self._noise_shape(_Shaped(tuple(state_shape)))
+
 
 class CompiledODE(CompiledModule):
     """An ODE module: ``forward(t, y)`` is the velocity, for ``torchdiffeq.odeint(_adjoint)``."""
@@ -263,6 +293,3 @@ class CompiledODE(CompiledModule):
     def diffusion_matrix(self, t, y: torch.Tensor) -> torch.Tensor:
         """An ODE has no noise: (batch, n, 0)."""
         return y.new_zeros(y.shape + (0,))
-
-    def _velocity_module(self) -> "CompiledModule":
-        return self

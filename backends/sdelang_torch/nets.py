@@ -1,23 +1,24 @@
 """A default score network: an MLP on [x, time embedding], called as net(x, t).
 
 Used only when a user asks for it (``score=ScoreMLP(dim)``); nothing is attached implicitly. The
-time embedding is [sin(2π k t), cos(2π k t)] for k = 1..K (Fourier features of t on [0, 1]).
+time embedding is [sin(ω_k t), cos(ω_k t)] with ω_k = 2π k, k = 1..K
+(:func:`sdelang.score.time_features.fourier_frequencies`, the same as the JAX backend's).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
+
+from sdelang.score.time_features import FREQUENCIES, fourier_frequencies
 
 
 class ScoreMLP(nn.Module):
     """s_θ(x, t): R^dim × R -> R^dim, an MLP with SiLU activations on x and Fourier features of t."""
 
-    def __init__(self, dim: int, hidden: int = 64, depth: int = 2, frequencies: int = 8):
+    def __init__(self, dim: int, hidden: int = 64, depth: int = 2, frequencies: int = FREQUENCIES):
         super().__init__()
         self.dim = dim
-        self.register_buffer("freqs", 2 * math.pi * torch.arange(1, frequencies + 1, dtype=torch.float32))
+        self.register_buffer("freqs", torch.tensor(fourier_frequencies(frequencies), dtype=torch.float32))
         layers = []
         width = dim + 2 * frequencies
         for _ in range(depth):

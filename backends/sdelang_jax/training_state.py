@@ -1,0 +1,203 @@
+"""The JAX half of the trainer (:mod:`sdelang.score.trainer`): Adam, EMA and the key, pure and
+jitted; ``steps_per_call`` steps run inside one ``lax.scan`` (steps past the requested count are
+masked out, so every call is the same compiled program)."""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sdelang.score.ema import ema_decay
+from sdelang.score.trainer import training_loss
+
+from .random_stream import JaxStream
+
+
+def trainable(net):
+    """The trainable leaves of a network: its inexact (floating) arrays, None elsewhere."""
+    return eqx.filter(net, eqx.is_inexact_array)
+
+
+class AdamState(eqx.Module):
+    """Adam's step count and first/second moment estimates (pytrees shaped like the parameters)."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
+class Adam(eqx.Module):
+    """Adam (Kingma & Ba 2015) as in ``torch.optim.Adam``:
+    m ← b1 m + (1-b1) g,  v ← b2 v + (1-b2) g²,  θ ← θ - lr · m̂ / (√v̂ + eps),
+    m̂ = m / (1 - b1^k), v̂ = v / (1 - b2^k) at step k."""
+
+    lr: float = eqx.field(static=True, default=2e-3)
+    b1: float = eqx.field(static=True, default=0.9)
+    b2: float = eqx.field(static=True, default=0.999)
+    eps: float = eqx.field(static=True, default=1e-8)
+
+    def init(self, params) -> AdamState:
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return AdamState(jnp.zeros((), jnp.int32), zeros, zeros)
+
+    def update(self, grads, state: AdamState):
+        """(updates to add to the parameters, new state)."""
+        count = state.count + 1
+        mu = jax.tree_util.tree_map(lambda m, g: self.b1 * m + (1 - self.b1) * g, state.mu, grads)
+        nu = jax.tree_util.tree_map(lambda v, g: self.b2 * v + (1 - self.b2) * g * g, state.nu, grads)
+        k = count.astype(jnp.float32)
+        c1 = 1 - self.b1**k
+        c2 = 1 - self.b2**k
+
+        def step(m, v):
+            return (-self.lr * (m / c1.astype(m.dtype)) / (jnp.sqrt(v / c2.astype(v.dtype)) + self.eps)).astype(m.dtype)
+
+        return jax.tree_util.tree_map(step, mu, nu), AdamState(count, mu, nu)
+
+
+def clip_by_global_norm(grads, max_norm: Optional[float]):
+    """g · min(1, max_norm / (‖g‖₂ + 1e-6)) over all leaves (``torch.nn.utils.clip_grad_norm_``)."""
+    if max_norm is None:
+        return grads
+    leaves = jax.tree_util.tree_leaves(grads)
+    norm = jnp.sqrt(sum(jnp.sum(g.astype(jnp.float32) ** 2) for g in leaves))
+    scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
+    return jax.tree_util.tree_map(lambda g: (g * scale).astype(g.dtype), grads)
+
+
+class EMA(eqx.Module):
+    """Exponential moving average of a network's trainable leaves, θ̄ ← d_k θ̄ + (1 - d_k) θ with the
+    schedule of :func:`sdelang.score.ema.ema_decay`. Immutable: ``update`` returns a new EMA."""
+
+    params: Any
+    num_updates: jax.Array
+    decay: float = eqx.field(static=True)
+
+    def __init__(self, net, decay: float = 0.999, *, params=None, num_updates=None):
+        self.params = trainable(net) if params is None else params
+        self.num_updates = jnp.zeros((), jnp.int32) if num_updates is None else jnp.asarray(num_updates, jnp.int32)
+        self.decay = float(decay)
+
+    def update(self, net) -> "EMA":
+        """The EMA after one more step with the weights of ``net`` (a network or its ``trainable``)."""
+        k = self.num_updates + 1
+        d = ema_decay(self.decay, k.astype(jnp.float32), minimum=jnp.minimum)
+        new = jax.tree_util.tree_map(lambda e, p: (d * e + (1 - d) * p).astype(e.dtype), self.params, trainable(net))
+        return EMA(None, self.decay, params=new, num_updates=k)
+
+    def averaged(self, net):
+        """``net`` carrying the averaged weights (``net`` itself is untouched)."""
+        return eqx.combine(self.params, eqx.filter(net, eqx.is_inexact_array, inverse=True))
+
+
+class TrainStep(eqx.Module):
+    """The static part of a training step (hashed by ``filter_jit``: equal settings share one
+    compiled program)."""
+
+    config: tuple = eqx.field(static=True)
+    optimizer: Adam
+
+    @property
+    def settings(self) -> dict:
+        settings = dict(self.config)
+        settings["loss_options"] = dict(settings["loss_options"])
+        return settings
+
+
+def _train_step(spec: TrainStep, module, static, carry, data, count):
+    """One Adam step on a minibatch drawn with replacement, masked (carry unchanged) once the
+    chunk's step index reaches ``count``. carry = (params, optimiser state, EMA, key, index)."""
+    settings = spec.settings
+    params, opt_state, ema, key, index = carry
+    key_next, key_step = jax.random.split(key)
+    stream = JaxStream(key_step)
+    rows = stream.randint(0, data.shape[0], (settings["batch_size"],))
+    x0 = data[rows]
+    value, grads = jax.value_and_grad(
+        lambda p: training_loss(module, eqx.combine(p, static), x0, stream, settings))(params)
+    updates, new_opt = spec.optimizer.update(clip_by_global_norm(grads, settings["grad_clip"]), opt_state)
+    new_params = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
+    active = index < count
+    keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, old)
+    new = keep((new_params, new_opt, ema.update(new_params), key_next), (params, opt_state, ema, key))
+    return new + (index + 1,), value
+
+
+@eqx.filter_jit
+def _train_chunk(spec: TrainStep, module, params, static, opt_state, ema, key, data, count, length: int):
+    def body(carry, _):
+        return _train_step(spec, module, static, carry, data, count)
+
+    (params, opt_state, ema, key, _), values = jax.lax.scan(
+        body, (params, opt_state, ema, key, jnp.zeros((), jnp.int32)), None, length=length)
+    return params, opt_state, ema, key, values
+
+
+def _leaves(tree) -> List[np.ndarray]:
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
+
+
+def _restore(template, leaves: List[np.ndarray]):
+    structure = jax.tree_util.tree_structure(template)
+    old = jax.tree_util.tree_leaves(template)
+    if len(old) != len(leaves):
+        raise ValueError(f"checkpoint has {len(leaves)} arrays where {len(old)} were expected")
+    return jax.tree_util.tree_unflatten(structure, [jnp.asarray(v, dtype=o.dtype) for v, o in zip(leaves, old)])
+
+
+def _hashable(config: dict) -> tuple:
+    items = dict(config)
+    items["loss_options"] = tuple(sorted(items["loss_options"].items()))
+    return tuple(sorted(items.items()))
+
+
+class JaxTrainingState:
+    """Network, Adam state, EMA and key of a JAX trainer; ``run`` takes k ≤ steps_per_call steps
+    in one compiled ``lax.scan`` and returns their losses as one array."""
+
+    def __init__(self, module, net, config: dict):
+        if not jax.tree_util.tree_leaves(trainable(net)):
+            raise ValueError("the score network has no floating-point arrays to train (an equinox module is needed)")
+        self.module, self.net, self.config = module, net, config
+        self.optimizer = Adam(lr=config["lr"])
+        self.opt_state = self.optimizer.init(trainable(net))
+        self.ema = EMA(net, config["ema_decay"])
+        self.key = jax.random.PRNGKey(config["seed"])
+        self.spec = TrainStep(_hashable(config), self.optimizer)
+
+    @property
+    def stream(self) -> JaxStream:
+        """A stream from the current key (for evaluating the loss outside training)."""
+        return JaxStream(self.key)
+
+    def as_data(self, data):
+        dtype = jax.tree_util.tree_leaves(trainable(self.net))[0].dtype
+        return jnp.asarray(np.asarray(data), dtype=dtype)
+
+    def run(self, data, count: int):
+        params, static = eqx.partition(self.net, eqx.is_inexact_array)
+        params, self.opt_state, self.ema, self.key, values = _train_chunk(
+            self.spec, self.module, params, static, self.opt_state, self.ema, self.key, data,
+            jnp.asarray(count, jnp.int32), self.config["steps_per_call"])
+        self.net = eqx.combine(params, static)
+        return values[:count]
+
+    def ema_net(self):
+        return self.ema.averaged(self.net)
+
+    def state_dict(self) -> dict:
+        """Numpy leaves of net, EMA, optimiser state, and the key."""
+        return {"net": _leaves(trainable(self.net)), "ema": _leaves(self.ema.params),
+                "ema_updates": int(self.ema.num_updates), "optimizer": _leaves(self.opt_state),
+                "key": np.asarray(self.key)}
+
+    def load_state_dict(self, state: dict) -> None:
+        params, static = eqx.partition(self.net, eqx.is_inexact_array)
+        self.net = eqx.combine(_restore(params, state["net"]), static)
+        self.ema = EMA(None, self.ema.decay, params=_restore(self.ema.params, state["ema"]),
+                       num_updates=state["ema_updates"])
+        self.opt_state = _restore(self.opt_state, state["optimizer"])
+        self.key = jnp.asarray(state["key"], dtype=jnp.uint32)

@@ -1,0 +1,284 @@
+"""torch's implementation of :class:`sdelang.score.protocol.ArrayOps` (``module.ops`` of every
+generated torch module): eager Python loops, autograd divergences, torchdiffeq solves."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .random_stream import seeded_stream
+
+ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5")
+
+
+class TorchOps:
+    """Array operations on torch tensors (see the protocol for what each one means)."""
+
+    name = "torch"
+    default_dtype = torch.float32
+
+    # ------------------------------------------------------------------ arrays
+    @staticmethod
+    def asarray(x, dtype=None, device=None, like=None):
+        if like is not None:
+            dtype = like.dtype if dtype is None else dtype
+            device = like.device if device is None else device
+        tensor = torch.as_tensor(x)
+        if dtype is None and not tensor.is_floating_point():
+            dtype = torch.get_default_dtype()
+        return tensor.to(device=device if device is not None else tensor.device, dtype=dtype or tensor.dtype)
+
+    @staticmethod
+    def dtype_of(x):
+        return x.dtype
+
+    @staticmethod
+    def device_of(x):
+        return x.device
+
+    @staticmethod
+    def scalar(value: float, like=None) -> float:
+        """A time or step size as the generated torch code wants it: a Python float."""
+        return float(value)
+
+    @staticmethod
+    def is_scalar(t) -> bool:
+        return not torch.is_tensor(t) or t.dim() == 0
+
+    @staticmethod
+    def wide(x):
+        return torch.as_tensor(x).to(torch.float64)
+
+    @staticmethod
+    def cast(x, dtype):
+        return x.to(dtype) if torch.is_tensor(x) else x
+
+    @staticmethod
+    def sum(x, axis=None):
+        return x.sum() if axis is None else x.sum(axis)
+
+    @staticmethod
+    def mean(x):
+        return x.mean()
+
+    @staticmethod
+    def sqrt(x):
+        return torch.sqrt(x) if torch.is_tensor(x) else math.sqrt(x)
+
+    @staticmethod
+    def rsqrt(x):
+        return torch.rsqrt(x)
+
+    @staticmethod
+    def exp(x):
+        return torch.exp(x) if torch.is_tensor(x) else math.exp(x)
+
+    @staticmethod
+    def norm_rows(x):
+        return x.reshape(x.shape[0], -1).norm(dim=-1)
+
+    @staticmethod
+    def where(condition, a, b):
+        if isinstance(condition, bool):
+            return a if condition else b
+        return torch.where(condition, a, b)
+
+    @staticmethod
+    def full(shape, value, like):
+        if torch.is_tensor(value):
+            return value.to(dtype=like.dtype, device=like.device).expand(tuple(shape))
+        return torch.full(tuple(shape), float(value), dtype=like.dtype, device=like.device)
+
+    @staticmethod
+    def ones_like(x):
+        return torch.ones_like(x)
+
+    @staticmethod
+    def zeros_like(x):
+        return torch.zeros_like(x)
+
+    @staticmethod
+    def zeros(shape, like):
+        return torch.zeros(tuple(shape), dtype=like.dtype, device=like.device)
+
+    @staticmethod
+    def arange(count: int, like):
+        return torch.arange(int(count), dtype=like.dtype, device=like.device)
+
+    @staticmethod
+    def einsum(subscripts, *operands):
+        return torch.einsum(subscripts, *operands)
+
+    @staticmethod
+    def diagonal(matrix):
+        return torch.diagonal(matrix, dim1=-2, dim2=-1)
+
+    @staticmethod
+    def transpose(matrix):
+        return matrix.transpose(-1, -2)
+
+    @staticmethod
+    def cholesky(matrix):
+        return torch.linalg.cholesky(matrix)
+
+    @staticmethod
+    def solve_upper(upper, b):
+        return torch.linalg.solve_triangular(upper, b.unsqueeze(-1), upper=True).squeeze(-1)
+
+    @staticmethod
+    def take_rows(path, index):
+        """path[index[b], b] for a path of shape (steps, batch, ...)."""
+        return path[index, torch.arange(path.shape[1], device=path.device)]
+
+    @staticmethod
+    def stop_gradient(x):
+        return x.detach() if torch.is_tensor(x) else x
+
+    @staticmethod
+    def to_int(x) -> int:
+        return int(x)
+
+    @staticmethod
+    def to_floats(x):
+        return [float(v) for v in torch.as_tensor(x).detach().cpu().tolist()]
+
+    # ------------------------------------------------------------------ randomness
+    stream = staticmethod(seeded_stream)
+
+    # ------------------------------------------------------------------ calculus
+    @staticmethod
+    def divergence(f: Callable, x, eps=None, has_aux: bool = False):
+        """(f(x), ∇·f(x)[, aux]) per row: exact (one backward pass per component) when ``eps`` is
+        None, else Hutchinson εᵀ (∂f/∂x) ε (one vector–Jacobian product). Differentiable (graph
+        kept) when grad mode is on at the call."""
+        keep_graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            out = f(x)
+            v, aux = out if has_aux else (out, None)
+            if not v.requires_grad:  # f does not depend on x (e.g. VE's zero drift)
+                div = torch.zeros_like(v[:, 0])
+            elif eps is not None:
+                (vjp,) = torch.autograd.grad(v, x, eps, create_graph=keep_graph, allow_unused=True,
+                                             materialize_grads=True)
+                div = (vjp * eps).reshape(x.shape[0], -1).sum(-1)
+            else:
+                flat = v.reshape(v.shape[0], -1)
+                div = torch.zeros_like(flat[:, 0])
+                for i in range(flat.shape[1]):
+                    (row,) = torch.autograd.grad(flat[:, i].sum(), x, create_graph=keep_graph, retain_graph=True,
+                                                 allow_unused=True, materialize_grads=True)
+                    div = div + row.reshape(row.shape[0], -1)[:, i]
+        if not keep_graph:
+            v, div = v.detach(), div.detach()
+            aux = aux.detach() if torch.is_tensor(aux) else aux
+        return (v, div, aux) if has_aux else (v, div)
+
+    # ------------------------------------------------------------------ control flow and solvers
+    @staticmethod
+    def jit(fn: Callable) -> Callable:
+        return fn
+
+    @staticmethod
+    def fori(body: Callable, carry, steps: int):
+        for i in range(int(steps)):
+            carry = body(i, carry)
+        return carry
+
+    @staticmethod
+    def no_grad():
+        return torch.no_grad()
+
+    @staticmethod
+    def threads(numel: int):
+        """torch's intra-op threads for work of ``numel`` elements per step (``SDELANG_TORCH_THREADS``,
+        see :mod:`sdelang_torch.threads`), restored afterwards."""
+        from .threads import intra_op_threads
+
+        return intra_op_threads(int(numel))
+
+    @staticmethod
+    def solve_ode(field: Callable, args, y0, t_start: float, t_end: float, *, rtol: float, atol: float,
+                  method: Optional[str] = None, options: Optional[dict] = None):
+        """(y(t_end), NFE) by ``torchdiffeq.odeint`` (dopri5 by default); an adaptive solver lands
+        exactly on t_end (``step_t``) instead of stepping past it and interpolating back."""
+        import torchdiffeq
+
+        method = method or "dopri5"
+        calls = [0]
+
+        def rhs(t, y):
+            calls[0] += 1
+            return field(t, y, args)
+
+        first = y0[0] if isinstance(y0, tuple) else y0
+        ts = torch.tensor([float(t_start), float(t_end)], dtype=first.dtype, device=first.device)
+        options = dict(options or {})
+        if method in ADAPTIVE_METHODS:
+            options.setdefault("step_t", ts[-1:])
+        out = torchdiffeq.odeint(rhs, y0, ts, rtol=rtol, atol=atol, method=method, options=options)
+        end = tuple(o[-1] for o in out) if isinstance(y0, tuple) else out[-1]
+        return end, calls[0]
+
+    # ------------------------------------------------------------------ modules and networks
+    @staticmethod
+    def prior_sample(module, n: int, seed, dtype, device):
+        return module.prior_sample(n, seed=seed, dtype=dtype, device="cpu" if device is None else device)
+
+    @staticmethod
+    def default_score_net(dim: int, *, hidden: int, depth: int, seed: int, dtype):
+        from .nets import ScoreMLP
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            return ScoreMLP(dim, hidden=hidden, depth=depth).to(dtype)
+
+    @staticmethod
+    def preconditioned(net, module):
+        from .preconditioning import KernelPreconditionedScore
+
+        return KernelPreconditionedScore(net, module)
+
+    @staticmethod
+    def is_preconditioned(net) -> bool:
+        from .preconditioning import KernelPreconditionedScore
+
+        return isinstance(net, KernelPreconditionedScore)
+
+    @staticmethod
+    def with_data_std(net, value: float):
+        net.data_std.fill_(float(value))
+        return net
+
+    @staticmethod
+    def cast_net(net, dtype, device=None):
+        return net.to(dtype=dtype, device=device) if isinstance(net, torch.nn.Module) else net
+
+    @staticmethod
+    def to_numpy(x):
+        return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+
+    @staticmethod
+    def eval_net(net):
+        return net.eval() if isinstance(net, torch.nn.Module) else net
+
+    # ------------------------------------------------------------------ training and checkpoints
+    @staticmethod
+    def training_state(module, net, config: dict):
+        from .training_state import TorchTrainingState
+
+        return TorchTrainingState(module, net, config)
+
+    @staticmethod
+    def save(state: dict, path) -> None:
+        torch.save(state, path)
+
+    @staticmethod
+    def load(path) -> dict:
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+TORCH_OPS = TorchOps()
