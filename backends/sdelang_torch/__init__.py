@@ -6,7 +6,7 @@ first use (PEP 562), so ``sdelang_torch.backend.emit`` never loads torch.
 """
 from __future__ import annotations
 
-import importlib
+from sdelang.lazy_exports import lazy_exports
 
 # Eager (it imports no framework): the attribute ``backend`` is then the backend object, not the
 # submodule of that name.
@@ -14,27 +14,14 @@ from .backend import TorchBackend, backend
 
 #: Exported name -> the submodule that defines it.
 _EXPORTS = {
-    "ScoreMLP": "nets",
+    "ScoreMLP": ".nets",
     # the score layer, written once in sdelang.score
     "SampleResult": "sdelang.score", "sample": "sdelang.score", "sample_em": "sdelang.score",
     "sample_ode": "sdelang.score", "sample_pc": "sdelang.score", "ScoreTrainer": "sdelang.score",
     "dsm_loss": "sdelang.score", "ssm_loss": "sdelang.score", "log_prob": "sdelang.score",
     # this backend's containers for it
-    "ScoreModel": "score_model", "KernelPreconditionedScore": "preconditioning", "EMA": "training_state",
+    "ScoreModel": ".score_model", "KernelPreconditionedScore": ".preconditioning", "EMA": ".training_state",
 }
 
 __all__ = sorted(["TorchBackend", "backend", *_EXPORTS])
-
-
-def __getattr__(name: str):
-    submodule = _EXPORTS.get(name)
-    if submodule is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(submodule) if "." in submodule else importlib.import_module(f".{submodule}", __name__)
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
