@@ -37,9 +37,10 @@ def substep_plan(ts, dt: float) -> List[Tuple[float, float, int]]:
     return plan
 
 
-NOISE_BLOCK_ELEMENTS = 1 << 20
-"""Noise is drawn for several steps at once, in blocks of at most this many numbers (4 MiB in
-float32), and at least one step per block."""
+NOISE_BLOCK_ELEMENTS = 1 << 18
+"""Noise is drawn for several steps at once, in blocks of at most this many numbers (1 MiB in
+float32), and at least one step per block: measured, ``normal_`` costs 4.1–4.4 ns a number up to
+2^18 numbers and 8 ns at 2^20 (page faults of a fresh 4 MiB buffer)."""
 
 
 def euler_maruyama(step, noise_shape, x0: torch.Tensor, ts, dt: float, seed: int = 0) -> torch.Tensor:
