@@ -7,7 +7,10 @@ h_i = (ts[i+1] - ts[i]) / k_i (a ratio within 1e-9 of an integer counts as that 
 and sizes, K = max k_i; an interval with fewer steps is padded with steps of size 0, which leave the
 state unchanged (drift·0 + G·√0·ξ). The grid is an *input* of one jitted program, so changing the
 values of ts, dt or the seed never recompiles; only new shapes (batch, len(ts), K) or new static
-module parts (Python-number parameters, networks) do. The fused step
+module parts (Python-number parameters, networks) do. When every interval has the same count
+(``[t0, t1]``, ``linspace`` grids) no padding is needed and the inner scan runs with a
+loop-invariant step size: same numbers, but XLA's CPU loop is then as fast as a hand-written
+``lax.scan`` (a per-step step size made it 1.6–2.3× slower). The fused step
 ``module.euler_maruyama_step(t, y, h, dw)`` is generated from one CSE block.
 """
 from __future__ import annotations
