@@ -13,16 +13,6 @@ PACKAGES = {  # top-level package -> its directory
     "sdelang_jax": os.path.join(ROOT, "backends", "sdelang_jax"),
 }
 
-#: TEMPORARY: backend modules being rewritten elsewhere (issue 12); left out of the graph until then.
-TEMPORARILY_EXCLUDED = ("score_*.py", "likelihood.py", "runtime.py", "simulate.py", "compiled.py")
-
-
-def _excluded(package: str, filename: str) -> bool:
-    import fnmatch
-
-    return package != "sdelang" and any(fnmatch.fnmatch(filename, pattern) for pattern in TEMPORARILY_EXCLUDED)
-
-
 def module_files() -> Dict[str, str]:
     """Dotted module name -> file, for every module in the graph."""
     modules = {}
@@ -30,7 +20,7 @@ def module_files() -> Dict[str, str]:
         for folder, dirs, files in os.walk(directory):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for filename in sorted(files):
-                if not filename.endswith(".py") or _excluded(package, filename):
+                if not filename.endswith(".py"):
                     continue
                 parts = [package] + os.path.relpath(folder, directory).split(os.sep)
                 parts = [p for p in parts if p != "."]

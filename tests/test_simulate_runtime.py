@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import sdelang
+from sdelang.step_plan import step_plan
 from sdelang_torch import simulate as torch_simulate
 from sdelang_torch.threads import ENV_VAR, intra_op_threads, threads_for
 
@@ -19,7 +20,7 @@ def per_step_loop(module, x0, ts, dt, seed):
     """The plain algorithm: one torch.randn per step, scaled by √h."""
     gen = torch.Generator().manual_seed(seed)
     out, y = [x0], x0
-    for t_start, h, k in torch_simulate.substep_plan(ts, dt):
+    for t_start, h, k in step_plan(ts, dt):
         for j in range(k):
             dW = torch.randn(module._noise_shape(x0), generator=gen, dtype=x0.dtype).mul_(math.sqrt(h))
             y = module._step(t_start + j * h, y, h, dW)
@@ -100,3 +101,21 @@ def test_jax_uniform_path_equals_padded_grid(ts):
     np.testing.assert_array_equal(np.asarray(module.simulate(x0, ts, 0.01, seed=key)), np.asarray(padded))
     typed = module.simulate(x0, ts, 0.01, seed=jax.random.key(4))
     assert typed.shape == (len(ts), 32, 2)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_both_backends_take_the_same_schedule_and_accept_equal_times(backend):
+    """One step plan for both backends (sdelang.step_plan): a repeated time is a zero interval that
+    leaves the state unchanged, decreasing times are refused, and a linspace grid gains no sliver."""
+    assert [k for _, _, k in step_plan([0.0, 0.5, 0.5, 1.0], 0.1)] == [5, 0, 5]
+    assert [k for _, _, k in step_plan(np.linspace(0, 1, 11), 0.1)] == [1] * 10
+    module = sdelang.load("examples/ou.sde").compile(backend)
+    x0 = np.full((4, 1), 2.0, np.float32)
+    if backend == "torch":
+        x0 = torch.as_tensor(x0)
+    path = np.asarray(module.simulate(x0, [0.0, 0.5, 0.5, 1.0], dt=0.1, seed=0))
+    assert path.shape == (4, 4, 1)
+    np.testing.assert_array_equal(path[1], path[2])
+    assert not np.array_equal(path[0], path[1])
+    with pytest.raises(ValueError, match="non-decreasing"):
+        module.simulate(x0, [0.0, 1.0, 0.5], dt=0.1, seed=0)

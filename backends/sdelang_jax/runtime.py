@@ -32,6 +32,7 @@ from sdelang.score.defaults import ODE_ATOL, ODE_RTOL, T_MIN
 
 from .array_ops import JAX_OPS
 from .keys import as_key  # noqa: F401  (generated modules call runtime.as_key)
+from .simulate import simulate
 from sdelang.emit.kernel import check_kernel_parameters  # noqa: F401 (generated code calls it)
 
 
@@ -187,8 +188,6 @@ class CompiledModel(eqx.Module):
         shape (len(ts), *batch, n). Between ts[i] and ts[i+1]: k_i = ceil((ts[i+1] - ts[i]) / dt)
         equal steps. Stratonovich models step with their Itô drift (converted at code generation).
         ``seed``: an int or a ``jax.random`` key. ``ts`` and ``dt`` must be concrete (host) values."""
-        from .simulate import simulate
-
         return simulate(self, x0, ts, dt, seed)
 
     # ------------------------------------------------------------------ derived models

@@ -23,33 +23,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .runtime import as_key
+from sdelang.step_plan import output_times, step_plan
+
+from .keys import as_key
 
 
 def step_schedule(ts, dt) -> Tuple[np.ndarray, np.ndarray]:
     """(times, sizes): float64 arrays of shape (len(ts) - 1, K) giving every step's start time and
-    size (0 for padding), K = max_i ceil((ts[i+1] - ts[i]) / dt)."""
-    ts = np.asarray(ts, dtype=np.float64)
-    if ts.ndim != 1 or ts.size < 1:
-        raise ValueError("ts must be a 1-D array of at least one time")
-    if not np.all(np.isfinite(ts)):
-        raise ValueError(f"ts must be finite times, got {ts.tolist()}")
-    dt = float(dt)
-    if not (dt > 0 and np.isfinite(dt)):
-        raise ValueError(f"dt must be a positive finite number, got {dt}")
-    gaps = np.diff(ts)
-    if np.any(gaps <= 0):
-        raise ValueError("ts must be strictly increasing")
-    ratio = gaps / dt
-    counts = np.maximum(1, np.ceil(ratio - 1e-9 * np.maximum(1.0, ratio)).astype(np.int64))
-    width = int(counts.max()) if counts.size else 1
+    size (0 for padding) of :func:`sdelang.step_plan.step_plan`, K = max_i k_i (at least 1)."""
+    plan = step_plan(ts, dt)
+    ends = np.asarray(output_times(ts)[1:], dtype=np.float64)
+    counts = np.asarray([k for _, _, k in plan], dtype=np.int64)
+    width = max(1, int(counts.max())) if counts.size else 1
     j = np.arange(width)[None, :]
-    h = (gaps / counts)[:, None]
+    starts = np.asarray([a for a, _, _ in plan], dtype=np.float64)[:, None]
+    h = np.asarray([h for _, h, _ in plan], dtype=np.float64)[:, None]
     active = j < counts[:, None]
-    times = ts[:-1, None] + j * h
+    times = np.where(active, starts + j * h, ends[:, None])
     sizes = np.where(active, h, 0.0)
-    times = np.where(active, times, ts[1:, None])
-    return times, sizes
+    return times.reshape(len(plan), width), sizes.reshape(len(plan), width)
 
 
 @eqx.filter_jit

@@ -14,27 +14,9 @@ from typing import List, Tuple
 
 import torch
 
+from sdelang.step_plan import step_plan
+
 from .threads import intra_op_threads
-
-
-def substep_plan(ts, dt: float) -> List[Tuple[float, float, int]]:
-    """[(t_start, h, k)] per interval of ``ts``: k equal steps of size h (k = 0 for a zero interval)."""
-    if torch.is_tensor(ts):
-        times = ts.detach().to("cpu", torch.float64).tolist()
-    else:
-        times = [float(v) for v in ts]
-    if not all(math.isfinite(v) for v in times):
-        raise ValueError(f"ts must be finite times, got {times}")
-    dt = float(dt)
-    if not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"dt must be a positive finite number, got {dt}")
-    plan = []
-    for a, b in zip(times[:-1], times[1:]):
-        if b < a:
-            raise ValueError("ts must be non-decreasing (a reverse-time model runs forward in its own time s)")
-        k = 0 if b == a else max(1, math.ceil((b - a) / dt * (1 - 1e-12)))
-        plan.append((a, (b - a) / k if k else 0.0, k))
-    return plan
 
 
 NOISE_BLOCK_ELEMENTS = 1 << 18
@@ -59,7 +41,7 @@ def euler_maruyama(step, noise_shape, x0: torch.Tensor, ts, dt: float, seed: int
     times and h are Python floats. Runs under :func:`intra_op_threads` ``(x0.numel())`` (see
     threads.py: one intra-op thread for small batches unless ``SDELANG_TORCH_THREADS`` says
     otherwise)."""
-    plan = substep_plan(ts, dt)
+    plan = step_plan(ts, dt)
     with intra_op_threads(x0.numel()):
         return _euler_maruyama(step, noise_shape, x0, plan, seed)
 
