@@ -1,7 +1,7 @@
 """The fixed-step simulation loop behind ``module.simulate(x0, ts, dt, seed)``.
 
 Between consecutive output times the interval is cut into k = ceil((ts[i+1] - ts[i]) / dt) equal
-steps of size h = (ts[i+1] - ts[i]) / k. The plan is computed once on the host from a CPU copy of
+steps of size h = (ts[i+1] - ts[i]) / k (:func:`sdelang.step_plan.step_plan`). The plan is computed once on the host from a CPU copy of
 ``ts``; inside the loop time and h are Python floats, so there is no per-step host/device sync.
 The increments dW ~ N(0, h I) come from a ``torch.Generator`` seeded with ``seed`` on x0's device,
 drawn in blocks of several steps; each step calls the model's generated fused step
@@ -10,7 +10,6 @@ y <- y + f h + G dW (Euler for an ODE).
 from __future__ import annotations
 
 import math
-from typing import List, Tuple
 
 import torch
 
