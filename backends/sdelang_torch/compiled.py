@@ -160,25 +160,44 @@ class CompiledModule(nn.Module):
     # ------------------------------------------------------------------ derived modules
     def _derived_module(self, kind: str, score):
         """``score``: None (the attached ``score`` net), a declared density's name, or a network
-        (callable net(x, t)) attached to this derived module only (not cached)."""
+        (callable net(x, t)) attached to this derived module only (not cached on this instance).
+        The derived class is generated once per generated class (a class-level cache, as on JAX),
+        so a fresh instance (``with_score``) builds its derived modules without code generation."""
         net = None
         if callable(score):
             net, score = score, None
         key = (kind, score)
-        if net is not None or key not in self._derived:
+        if net is None and key in self._derived:
+            return self._derived[key]
+        derived_cls, derived_model = self._derived_class(kind, score)
+        nets = {name: value for name, value in self.nets_by_name.items()
+                if not isinstance(value, MissingNet) and name in derived_cls.net_names + derived_cls.extra_net_names}
+        if net is not None:
+            nets["score"] = net
+        kwargs = {derived_cls.keyword_names[name]: value for name, value in self.param_values.items()
+                  if name in derived_cls.param_defaults}
+        kwargs.update({derived_cls.keyword_names[name]: value for name, value in nets.items()})
+        instance = derived_cls(**kwargs)
+        instance.model = derived_model
+        if net is None:
+            self._derived[key] = instance
+        return instance
+
+    def _derived_class(self, kind: str, score):
+        """(generated class, Model) of ``model.<kind>(score=score)``, cached on this module's class."""
+        cls = type(self)
+        cache = cls.__dict__.get("_sdelang_derived_classes")
+        if cache is None:
+            cache = {}
+            setattr(cls, "_sdelang_derived_classes", cache)
+        if (kind, score) not in cache:
             if self.model is None:
                 self.model = model_from_spec(self.sdelang_spec, f"{kind}()")
             from .backend import backend
 
             derived_model = getattr(self.model, kind)(score=score)
-            params = {p.name: self.param_values[p.name] for p in derived_model.parameters if p.name in self.param_values}
-            nets = {n.name: self.nets_by_name[n.name] for n in derived_model.nets
-                    if n.name in self.nets_by_name and not isinstance(self.nets_by_name[n.name], MissingNet)}
-            if net is not None:
-                nets["score"] = net
-                return backend.compile(derived_model, **nets, **params)
-            self._derived[key] = backend.compile(derived_model, **nets, **params)
-        return self._derived[key]
+            cache[(kind, score)] = (backend.module_class(derived_model), derived_model)
+        return cache[(kind, score)]
 
     def reverse(self, score=None) -> "CompiledModule":
         """The compiled reverse-time SDE (``model.reverse(score)``), in its own time s = T - t,
