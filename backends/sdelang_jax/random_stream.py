@@ -9,7 +9,7 @@ from .keys import as_key
 
 @jax.tree_util.register_pytree_node_class
 class JaxStream:
-    """A key split at each draw; ``at(i)`` folds in a loop index. A pytree (its key, or the seed it
+    """A key split at each draw; ``at(i)`` gives loop iteration i its own draws. A pytree (its key, or the seed it
     is made from, is the leaf), so it can enter a jitted program, where a seed becomes its key at no
     host cost: ``PRNGKey(seed)``, folded with ``salt`` when that is not 0."""
 
@@ -50,8 +50,33 @@ class JaxStream:
         """A key for a nested seeded computation."""
         return self.next_key()
 
-    def at(self, i) -> "JaxStream":
-        return JaxStream(jax.random.fold_in(self.current_key(), i))
+    def at(self, i) -> "IterationStream":
+        return IterationStream(self.current_key(), i)
+
+
+@jax.tree_util.register_pytree_node_class
+class IterationStream(JaxStream):
+    """The draws of loop iteration i: draw j uses fold_in(fold_in(key, j), i). fold_in(key, j) does
+    not depend on i, so XLA hoists it out of the loop: one ``fold_in`` per draw, no ``split``."""
+
+    def __init__(self, key, index, draws: int = 0):
+        super().__init__(key)
+        self.index, self.draws = index, int(draws)
+
+    def tree_flatten(self):
+        return (self.key, self.index), (self.draws,)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+    def next_key(self):
+        key = jax.random.fold_in(jax.random.fold_in(self.key, self.draws), self.index)
+        self.draws += 1
+        return key
+
+    def at(self, i) -> "IterationStream":
+        return IterationStream(self.next_key(), i)
 
 
 def seeded_stream(seed, salt: int = 0, device=None) -> JaxStream:
