@@ -142,6 +142,38 @@ def test_fused_step_is_euler_maruyama():
     _close(mod._step(0.3, y, h, dW), expected)
 
 
+BANANA = """
+model Banana {
+    param b = 0.5
+    state x, y
+    brownian W1, W2
+    dx = (b*x*(-b*(x^2 - 1) + y) - x/2) dt + dW1
+    dy = (b*(x^2 - 1)/2 - y/2) dt + dW2
+}
+"""
+
+
+def test_fused_step_with_additive_diagonal_noise_is_whole_tensor():
+    """Identity (or one state-independent) diffusion: y + (_h*torch.stack([f...]) + _dW), one
+    stack and no per-component noise; sums lead with a positive term (y_ - _c0)."""
+    import sdelang
+
+    src = sdelang.emit(sdelang.parse(BANANA), "torch")
+    step = src[src.index("def _step"):src.index("def _noise_shape")]
+    assert "_dW0" not in step and step.count("torch.stack") == 1
+    assert "+ _dW)" in step and "_h*torch.stack([" in step
+    assert "y_ - _c0" in step and "-_c0 + y_" not in src
+    mod = backend.compile(sdelang.parse(BANANA))
+    y, _ = _points(2, -2, 2, 11)
+    dW = 0.1 * torch.randn(N, 2, dtype=torch.float64)
+    _close(mod._step(0.3, y, 0.01, dW), y + mod.f(0.3, y) * 0.01 + dW)
+    for model, n in ((ou(), 1), (cir(), 1)):  # additive c*_dW and state-dependent (per component)
+        mod = backend.compile(model)
+        y, _ = _points(n, 0.1, 2, 12)
+        dW = 0.1 * torch.randn(N, n, dtype=torch.float64)
+        _close(mod._step(0.3, y, 0.01, dW), y + mod.f(0.3, y) * 0.01 + mod.g(0.3, y) * dW)
+
+
 def test_stratonovich_module_keeps_its_calculus_and_steps_with_ito_drift():
     pytest.importorskip("sdelang.derive.calculus")
     mod = backend.compile(gbm(mu=0.3, sigma=0.6, calculus="stratonovich"))

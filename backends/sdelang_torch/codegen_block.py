@@ -24,6 +24,7 @@ class TorchPrinter(ArrayExprPrinter):
 
     namespace = "torch"
     scalar_namespace = "math"
+    positive_first = True  # y_ - _c0, not -_c0 + y_ (one op instead of two, eagerly)
 
 
 class TorchTarget(Target):

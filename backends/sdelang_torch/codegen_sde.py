@@ -105,7 +105,12 @@ def sde_methods(model, table: NameTable, step_model) -> List[str]:
 
 def step_method(model, table: NameTable) -> List[str]:
     """``_step(t, y, _h, _dW)``: one Itô Euler–Maruyama step y + Δ, Δ = f(t, y) h + G(t, y) dW, fused.
-    For an ODE: y + v(t, y) h."""
+    For an ODE: y + v(t, y) h.
+
+    A model with several states computes Δ with whole-tensor operations where it can: the drift
+    components are stacked once and scaled by ``_h`` (not scaled and added one component at a
+    time, then stacked), and diagonal additive noise with one coefficient c for every state
+    adds ``c*_dW`` (``_dW`` when c = 1) in one operation. Other noise keeps Δ per component."""
     h = sympy.Symbol("$h")
     if model.is_ode:
         syms, codes, unpack = [], {}, []
@@ -114,9 +119,32 @@ def step_method(model, table: NameTable) -> List[str]:
         syms, codes, unpack = _noise_vector(model, "_dW", "_dW")
         signature = "_step(self, t, y, _h, _dW)"
         doc = "One Euler–Maruyama step y + f h + G dW (Itô form; t and _h are Python floats)."
+    whole = _whole_tensor_step(model, table)
+    if whole is not None:
+        lines, delta = whole
+        return _method(signature, doc, lines, f"y + ({delta})")
     increments = euler_increments(model, is_diagonal(model), h, syms)
     code = block_code(model, table, increments, time_kind="float", extra_arrays=codes, extra_scalars={h: "_h"})
     return _method(signature, doc, unpack + list(code.lines), plus_increment(model, TORCH, code.outputs))
+
+
+def _whole_tensor_step(model, table: NameTable):
+    """(lines, Δ code) of ``_h*torch.stack([f_0, ...]) [+ c*_dW]`` for a non-elementwise ODE or
+    a diagonal-noise SDE whose diffusion coefficients are all one state-independent expression c;
+    else None."""
+    if model.elementwise:
+        return None
+    n = model.n_states
+    drift = list(model.drift_matrix)
+    if model.is_ode:
+        code = block_code(model, table, drift, time_kind="float")
+        return list(code.lines), f"_h*{stack_state(model, code.outputs)}"
+    diff = _diffusion_entries(model)
+    if not is_diagonal(model) or model.noise_type != "additive" or any(g != diff[0] for g in diff[1:]):
+        return None  # c*_dW broadcasts only when c is one batch-independent number
+    dw = sympy.Symbol("$dW")
+    code = block_code(model, table, drift + [diff[0] * dw], time_kind="float", extra_arrays={dw: "_dW"})
+    return list(code.lines), f"_h*{stack_state(model, code.outputs[:n])} + {code.outputs[n]}"
 
 
 def noise_shape_code(model) -> str:

@@ -47,6 +47,9 @@ class ArrayExprPrinter(PythonCodePrinter):
     #: Defaults of a target's printer subclass (``namespace = "torch"``, ``scalar_namespace = "math"``).
     namespace: str = ""
     scalar_namespace: Optional[str] = None
+    #: Print a sum with a positive term first (``y - c`` rather than ``-c + y``): an eager framework
+    #: then runs one subtraction instead of a negation and an addition.
+    positive_first: bool = False
 
     def __init__(self, namespace: Optional[str] = None, names: Optional[Dict[sympy.Symbol, str]] = None,
                  array_symbols: Iterable[sympy.Symbol] = (), scalar_namespace: Optional[str] = None):
@@ -143,6 +146,24 @@ class ArrayExprPrinter(PythonCodePrinter):
                 return f"(float({argument} > 0) - float({argument} < 0))"
             return f"{namespace}.{_UNARY[name]}({argument})"
         raise EmitError(f"no array function for {name}")
+
+    def _print_Add(self, expr, order=None):
+        if not self.positive_first:
+            return super()._print_Add(expr, order=order)
+        prec = sympy.printing.precedence.precedence(expr)
+        terms = []
+        for term in self._as_ordered_terms(expr, order=order):
+            t = self._print(term)
+            sign = "+"
+            if t.startswith("-") and not term.is_Add:
+                sign, t = "-", t[1:]
+            if sympy.printing.precedence.precedence(term) < prec or term.is_Add:
+                t = f"({t})"
+            terms.append((sign, t))
+        first = next((k for k, (sign, _) in enumerate(terms) if sign == "+"), 0)
+        terms.insert(0, terms.pop(first))
+        sign, t = terms[0]
+        return ("-" if sign == "-" else "") + " ".join([t] + [f"{s} {u}" for s, u in terms[1:]])
 
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
