@@ -68,7 +68,8 @@ def machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs "
             f"({cpu_name()}), Python {platform.python_version()}, "
-            f"load average before the runs {load}")
+            f"load average before the runs {load}, bytecode cache "
+            f"{'off (PYTHONDONTWRITEBYTECODE)' if os.environ.get('PYTHONDONTWRITEBYTECODE') else 'on'}")
 
 
 def markdown(rows, spec: str, runs: int, where: str) -> str:
