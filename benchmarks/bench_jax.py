@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import lineax as lx
 
 import sdelang
+from harness import publish
 from sdelang_jax import ScoreMLP
 
 OU2 = """model OU2 {
@@ -136,7 +137,7 @@ def main():
     c_scan, t_scan = timed(lambda: scan_ou(x0, key, 1.0, 0.5), args.repeats)
     rows.append(("simulate vs hand-written lax.scan (OU)", t_sim, t_scan, c_sim, c_scan, 1.2))
 
-    net = ScoreMLP(2, key=jax.random.PRNGKey(1), width=64, depth=2, dtype=jnp.float32)
+    net = ScoreMLP(2, hidden=64, depth=2, key=jax.random.PRNGKey(1), dtype=jnp.float32)
     vp = sdelang.load(os.path.join(os.path.dirname(__file__), "..", "examples", "vp.sde")).compile("jax", score=net)
     reverse = vp.reverse()
     span = [0.0, 1.0 - 1e-3]
@@ -156,11 +157,7 @@ def main():
     ]
     for name, tg, th, cg, ch, target in rows:
         lines.append(f"| {name} | {tg:.4f} | {th:.4f} | {tg / th:.2f}x | <= {target}x | {cg:.2f} / {ch:.2f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        fh.write(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 import sdelang
+from harness import publish
 from sdelang_jax import ScoreMLP
 from sdelang_jax import sample_em, sample_ode, sample_pc
 
@@ -173,11 +174,7 @@ def main():
         for name, k_ours, k_hand, co, ch, to, th, ratio in cases(vp, net, n, nfe, args.repeats):
             lines.append(f"| {n} | {name} | {k_ours} / {k_hand} | {to:.4f} | {th:.4f} | {ratio:.3f}x "
                          f"| {co:.2f} / {ch:.2f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as fh:
-        fh.write(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

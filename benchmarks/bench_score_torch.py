@@ -23,7 +23,7 @@ import torch
 import torchdiffeq
 
 import sdelang
-from harness import paired_medians
+from harness import paired_medians, publish
 
 from sdelang_torch import ScoreMLP
 from sdelang_torch import sample_em, sample_ode, sample_pc
@@ -156,12 +156,7 @@ def main(argv=None):
             for case, nfe_ours, t_ours, nfe_hand, t_hand in cases(net, module, n, nfe, args.repeats, device, sync):
                 lines.append(f"| {threads} | {n} | {case} | {nfe_ours} | {t_ours:.3f} | {nfe_hand} | {t_hand:.3f} | "
                              f"{t_ours / t_hand:.3f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as fh:
-            fh.write(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from harness import paired_medians
+from harness import paired_medians, publish
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "langevin_banana.sde"
@@ -203,12 +203,7 @@ def main(argv=None):
     for backend, size, threads, condition, ours, ref in rows:
         lines.append(f"| {backend} | {size} | {threads} | {condition} | {ours:.4f} | {ref:.4f} | {ours / ref:.2f}× |")
     lines += ["", "Training rows: 'ours' is the 2-thread time, 'hand-written' the 1-thread time, ratio = 2 threads / 1 thread."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as fh:
-            fh.write(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

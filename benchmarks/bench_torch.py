@@ -23,7 +23,7 @@ import torch
 import torchsde
 from sympy import Matrix, Symbol, sqrt
 
-from harness import paired_medians
+from harness import paired_medians, publish
 
 from sdelang.model import Distribution, Model, Net, Param, net_output
 from sdelang_torch import ScoreMLP, backend
@@ -149,12 +149,7 @@ def main(argv=None):
     ]
     for case, ours, t_ours, ref, t_ref in rows:
         lines.append(f"| {case} | {ours} | {t_ours:.3f} | {ref} | {t_ref:.3f} | {t_ours / t_ref:.2f}× |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as fh:
-            fh.write(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Timing shared by the benchmarks: both sides alternately, medians."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -19,3 +20,14 @@ def paired_medians(ours, reference, repeats, sync):
             sync()
             out.append(time.perf_counter() - t0)
     return statistics.median(times[0]), statistics.median(times[1])
+
+
+def publish(lines, out) -> str:
+    """The markdown table ``lines`` printed and, when ``out`` is a path, written there."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as fh:
+            fh.write(text)
+    return text

@@ -9,8 +9,10 @@ prior and perturbation kernel when the model has them). Everything generic lives
 - ``simulate(x0, ts, dt, seed)``: Euler–Maruyama  y_{k+1} = y_k + f(t_k, y_k) h + G(t_k, y_k) ΔW_k,
   ΔW_k ~ N(0, h I), run by a jitted ``jax.lax.scan`` (see :mod:`sdelang_jax.simulate`);
 - ``log_prob``: log p_{t0}(x) = log p_{t1}(x(t1)) + ∫ ∇·v dt along the probability-flow ODE
-  (see :mod:`sdelang_jax.likelihood`);
-- ``dsm_loss``: denoising score matching (see :mod:`sdelang_jax.score_training`);
+  (see :mod:`sdelang.score.likelihood`);
+- ``dsm_loss``: denoising score matching (see :mod:`sdelang.score.losses`);
+- ``ops``, ``with_score``, ``score_net``, ``kernel_kind``: what the score layer asks of a module
+  (:class:`sdelang.score.protocol.CompiledSDE`);
 - ``reverse()`` / ``probability_flow()``: compiled modules of the derived models, sharing this
   module's parameters and networks (generated on first use and cached per class).
 
