@@ -31,7 +31,7 @@ T_MIN = 1e-3
 ALPHA = 1e-3
 B_MIN, B_MAX = 0.1, 20.0
 S_MIN, S_MAX = 0.01, 10.0   # VE compiled with sigma_max = 10 (prior N(0, 10))
-PARAMS = {"vp": {}, "ve": {"sigma_max": S_MAX}, "cld": {}, "ou": {}, "gbm": {}}
+PARAMS = {"vp": {}, "ve": {"sigma_max": S_MAX}, "subvp": {}, "cld": {}, "ou": {}, "gbm": {}}
 
 
 # ------------------------------------------------------------------------------ backends
@@ -314,6 +314,56 @@ class Mixture:
             rows = k == j
             out[rows] = m + z[rows] @ np.linalg.cholesky(c).T
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelMixture:
+    """The exact score of data Σ_k w_k N(m_k, S_k) on a 2-state affine model ``sde`` (any of
+    PARAMS: VP, VE, sub-VP, CLD in (x, v)) read from the compiled model's own kernel
+    x_t | x_0 ~ N(Φ_t x_0 + c_t, Σ_t): p_t = Σ_k w_k N(Φ_t m_k + c_t, Φ_t S_k Φ_tᵀ + Σ_t).
+    Called as score(x, t) with a scalar t (the few-step samplers and the ODE solvers' calls); a
+    hashable callable like :class:`Mixture`. Its exactness rests on the kernel, which
+    test_derive_marginal checks against closed forms; the convergence tests only need a smooth
+    score that the reference flow and the samplers share."""
+
+    backend: str
+    sde: str
+    weights: tuple
+    means: tuple
+    covs: tuple                 # per component (S00, S01, S11)
+    factor: float = 1.0
+
+    def _kernel(self, t, like):
+        B = make_backend(self.backend)
+        module = B.compile(self.sde)
+        t = B.time(t, like)
+        if module.kernel_kind == "diagonal":
+            mean, std = module.perturbation_kernel(B.asarray([[0.0, 0.0], [1.0, 1.0]], like.dtype), t)
+            phi = ((mean[1, 0] - mean[0, 0], 0 * t), (0 * t, mean[1, 1] - mean[0, 1]))
+            cov = ((std[0, 0] ** 2, 0 * t), (0 * t, std[0, 1] ** 2))
+        else:
+            mean, cov = module.perturbation_kernel(B.asarray(np.vstack([np.zeros(2), np.eye(2)]), like.dtype), t)
+            phi = ((mean[1, 0] - mean[0, 0], mean[2, 0] - mean[0, 0]), (mean[1, 1] - mean[0, 1], mean[2, 1] - mean[0, 1]))
+            cov = ((cov[0, 0, 0], cov[0, 0, 1]), (cov[0, 1, 0], cov[0, 1, 1]))
+        return B, phi, (mean[0, 0], mean[0, 1]), cov
+
+    def __call__(self, x, t):
+        B, F, c, K = self._kernel(t, x)
+        logs, grads = [], []
+        for w, m, (s00, s01, s11) in zip(self.weights, self.means, self.covs):
+            mu = [F[i][0] * m[0] + F[i][1] * m[1] + c[i] for i in range(2)]
+            S = ((s00, s01), (s01, s11))
+            FS = [[F[i][0] * S[0][j] + F[i][1] * S[1][j] for j in range(2)] for i in range(2)]
+            P = [[FS[i][0] * F[j][0] + FS[i][1] * F[j][1] + K[i][j] for j in range(2)] for i in range(2)]
+            det = P[0][0] * P[1][1] - P[0][1] * P[1][0]
+            r0, r1 = x[:, 0] - mu[0], x[:, 1] - mu[1]
+            g0, g1 = (P[1][1] * r0 - P[0][1] * r1) / det, (P[0][0] * r1 - P[1][0] * r0) / det
+            logs.append(math.log(w) - 0.5 * (r0 * g0 + r1 * g1) - 0.5 * B.log(det))
+            grads.append((-g0, -g1))
+        top = functools.reduce(B.maximum, logs)
+        resp = [B.exp(lg - top) for lg in logs]
+        total = sum(resp)
+        return self.factor * B.stack([sum(r * g[i] for r, g in zip(resp, grads)) / total for i in range(2)])
 
 
 def mixture(backend: str, sde: str, data: dict) -> Mixture:

@@ -18,6 +18,7 @@ runs eagerly under ``no_grad``. No step synchronises with the host.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -25,6 +26,8 @@ from typing import Callable, Optional, Union
 from .counting import CountingScore, score_of
 from .defaults import EM_STEPS, ODE_ATOL, ODE_RTOL, SAMPLER_SALT, SNR, T_MIN, reverse_time_step
 from .langevin import Corrector, affine_slope_schedule, langevin_correct
+from .fast_samplers import FAST_STEPS, ORDERS, sample_fast
+from .initial_state import initial_state
 from .result import SampleResult
 
 
@@ -35,17 +38,6 @@ class ReversePlan:
     steps: int
     denoise: bool
     corrector: Optional[Corrector]
-
-
-def initial_state(module, n: int, x_init, seed, dtype, device):
-    """x at t1: ``x_init``, or n draws from the spec's prior."""
-    ops = module.ops
-    if x_init is not None:
-        return ops.asarray(x_init, dtype=dtype, device=device)
-    try:
-        return ops.prior_sample(module, int(n), seed, dtype, device)
-    except NotImplementedError as error:
-        raise ValueError("the spec has no `prior x ~ Normal(...)`: pass x_init (draws of p at t1)") from error
 
 
 def reverse_sde_loop(plan: ReversePlan, reverse, forward, score, y, stream, h, t1):
@@ -137,13 +129,23 @@ def sample_ode(module, n: int, *, rtol: float = ODE_RTOL, atol: float = ODE_ATOL
     return SampleResult(samples, ops.to_int(nfe), "ode")
 
 
-SAMPLERS = {"em": sample_em, "pc": sample_pc, "ode": sample_ode}
+SAMPLERS = {"em": sample_em, "pc": sample_pc, "ode": sample_ode,
+            **{name: functools.partial(sample_fast, method=name) for name in ORDERS}}
+
+
+def default_steps(method: str) -> Optional[int]:
+    """The steps a sampler takes when none are given (None: "ode" is adaptive)."""
+    return None if method == "ode" else EM_STEPS if method in ("em", "pc") else FAST_STEPS
 
 
 def sample(module, n: int, method: str = "em", **options) -> SampleResult:
-    """Dispatch to ``sample_em`` / ``sample_pc`` / ``sample_ode``."""
+    """Dispatch to ``sample_em`` / ``sample_pc`` / ``sample_ode`` or a few-step sampler of
+    :mod:`sdelang.score.fast_samplers` ("ddim", "dpm-solver", "dpm-solver++", "deis", "heun",
+    "ancestral"); ``order=`` is refused by the first three (they have none)."""
     try:
         sampler = SAMPLERS[method]
     except KeyError:
         raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}") from None
+    if method in ("em", "pc", "ode") and options.pop("order", None) is not None:
+        raise ValueError(f"method {method!r} takes no order=")
     return sampler(module, n, **options)

@@ -18,11 +18,11 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .defaults import EM_STEPS, ODE_ATOL, ODE_RTOL, T_MIN
+from .defaults import ODE_ATOL, ODE_RTOL, T_MIN
 from .likelihood import log_prob
 from .losses import has_diagonal_kernel
 from .result import SampleResult
-from .samplers import sample
+from .samplers import default_steps, sample
 from .trainer import ScoreTrainer
 
 
@@ -124,11 +124,14 @@ class ScoreModel:
         return self
 
     # ---------------------------------------------------------------- sampling and likelihood
-    def sample(self, n: int, method: str = "em", steps: int = EM_STEPS, *, seed=0, use_ema: bool = True,
+    def sample(self, n: int, method: str = "em", steps: Optional[int] = None, *, seed=0, use_ema: bool = True,
                **options) -> SampleResult:
-        """n samples at t0 + t_min by ``method`` ("em", "pc", "ode"); ``steps`` is ignored by "ode"."""
+        """n samples at t0 + t_min by ``method`` (:func:`sdelang.score.samplers.sample`: "em", "pc",
+        "ode", "ddim", "dpm-solver", "dpm-solver++", "deis", "heun", "ancestral"; ``order=``,
+        ``grid=`` for the few-step ones); ``steps`` defaults to the method's own (500 for em/pc,
+        20 for the few-step samplers) and is ignored by the adaptive "ode"."""
         if method != "ode":
-            options["steps"] = steps
+            options["steps"] = default_steps(method) if steps is None else steps
         options.setdefault("t_min", self.t_min)
         options.setdefault("dtype", self.dtype)
         options.setdefault("device", self.device)
