@@ -87,6 +87,11 @@ class AffineSchedule:
             cov = self._host(spread).reshape(T, k, n, n)[:, 0]
         return Moments(phi, offset, cov, self.diagonal)
 
+    def step_moments(self, ts):
+        """(s, t, moments at s, moments at t) for the steps s = t_i → t = t_{i+1} of a grid ts."""
+        s, t = ts[:-1], ts[1:]
+        return s, t, self.moments(s), self.moments(t)
+
     def diffusion(self, ts) -> np.ndarray:
         """D(t) = G(t) G(t)ᵀ: (T, n) diagonal entries for a diagonal kernel, else (T, n, n)."""
         ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))

@@ -20,15 +20,13 @@ import numpy as np
 
 from .exponential import step_orders
 from .predictions import data_prediction, transition
-from .tableau import Combination, Tableau
+from .tableau import Tableau, keys
 
 
 def ancestral(schedule, ts, order: int = 1) -> Tableau:
-    s, t = ts[:-1], ts[1:]
-    steps, n = len(s), schedule.n
-    full = not schedule.diagonal
-    key = lambda name: Combination.key(name, steps, n, full)  # noqa: E731
-    ms, mt = schedule.moments(s), schedule.moments(t)
+    s, t, ms, mt = schedule.step_moments(ts)
+    steps, full = len(s), not schedule.diagonal
+    key = keys(schedule, steps)
     if full:
         if order != 1:
             schedule.require_diagonal("ancestral of order 2")

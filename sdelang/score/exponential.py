@@ -34,23 +34,9 @@ import numpy as np
 
 from .heun import heun
 from .predictions import data_prediction, noise_prediction, score_itself, transition
-from .tableau import Combination, Tableau
+from .tableau import Tableau, keys
 
 QUADRATURE_NODES = 24
-
-
-def _start(schedule, ts):
-    s, t = ts[:-1], ts[1:]
-    return s, t, schedule.moments(s), schedule.moments(t)
-
-
-def _keys(schedule, steps):
-    full = not schedule.diagonal
-
-    def key(name):
-        return Combination.key(name, steps, schedule.n, full)
-
-    return key
 
 
 def ddim(schedule, ts) -> Tableau:
@@ -63,8 +49,8 @@ def ddim(schedule, ts) -> Tableau:
 def dpm_solver(schedule, ts, order: int) -> Tableau:
     """Singlestep DPM-Solver of ``order`` 1, 2 or 3 (noise prediction; NFE = order per step)."""
     schedule.require_diagonal("dpm-solver")
-    s, t, ms, mt = _start(schedule, ts)
-    key = _keys(schedule, len(s))
+    s, t, ms, mt = schedule.step_moments(ts)
+    key = keys(schedule, len(s))
     lam_s, lam_t = schedule.reference_log_snr(s), schedule.reference_log_snr(t)
     ratios = {1: (), 2: (0.5,), 3: (1 / 3, 2 / 3)}[order]
     stage_times = [s] + [schedule.time_of_log_snr(lam_s + r * (lam_t - lam_s)) for r in ratios]
@@ -133,9 +119,9 @@ def dpm_solver_pp(schedule, ts, order: int, method: str = "dpm-solver++") -> Tab
 
     τ = λ - λ_s, ℓ_j the Lagrange basis through τ_j = λ(s_{i-j}) - λ_s; order 1 is DDIM."""
     schedule.require_diagonal(method)
-    s, t, ms, mt = _start(schedule, ts)
+    s, t, ms, mt = schedule.step_moments(ts)
     steps = len(s)
-    key = _keys(schedule, steps)
+    key = keys(schedule, steps)
     lam_past = [ms.log_snr[np.maximum(np.arange(steps) - j, 0)] for j in range(order)]  # (N, n) each
     h = mt.log_snr - ms.log_snr
     orders = step_orders(steps, order)
@@ -160,8 +146,8 @@ def dpm_solver_pp_2s(schedule, ts, r: float = 0.5) -> Tableau:
     """Singlestep DPM-Solver++(2S) (Lu et al. 2022b, Algorithm 1), the start of the third-order
     multistep: u = m + (σ_u/σ_s) y_s - α_u (e^{-r h} - 1) x̂_0(s),
     y_t = (σ_t/σ_s) y_s - α_t (e^{-h} - 1) ((1 - 1/(2r)) x̂_0(s) + x̂_0(u)/(2r))."""
-    s, t, ms, mt = _start(schedule, ts)
-    key = _keys(schedule, len(s))
+    s, t, ms, mt = schedule.step_moments(ts)
+    key = keys(schedule, len(s))
     lam_s, lam_t = schedule.reference_log_snr(s), schedule.reference_log_snr(t)
     mid = schedule.time_of_log_snr(lam_s + r * (lam_t - lam_s))
     mm = schedule.moments(mid)
@@ -188,9 +174,9 @@ def lagrange_basis(points: np.ndarray, tau: np.ndarray) -> np.ndarray:
 
 def deis(schedule, ts, order: int, method: str = "deis") -> Tableau:
     """tAB-DEIS of ``order`` 1-3 on any affine kernel: y_t = Φ(t, s) y_s + Σ_j C_j ε̂(t_{i-j})."""
-    s, t, ms, mt = _start(schedule, ts)
+    s, t, ms, mt = schedule.step_moments(ts)
     steps, n, t0 = len(s), schedule.n, schedule.t0
-    key = _keys(schedule, steps)
+    key = keys(schedule, steps)
     nodes, weights = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
     u_s, u_t = np.log(s - t0), np.log(t - t0)
     u = 0.5 * (u_s + u_t)[:, None] + 0.5 * (u_t - u_s)[:, None] * nodes            # (N, G)

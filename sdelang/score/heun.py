@@ -19,16 +19,14 @@ import math
 import numpy as np
 
 from .predictions import noise_prediction, score_itself, transition
-from .tableau import Combination, Tableau
+from .tableau import Tableau, keys
 
 
 def heun(schedule, ts, *, s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf,
          s_noise: float = 1.0) -> Tableau:
-    s, t = ts[:-1], ts[1:]
-    steps, n = len(s), schedule.n
-    full = not schedule.diagonal
-    key = lambda name: Combination.key(name, steps, n, full)  # noqa: E731
-    ms, mt = schedule.moments(s), schedule.moments(t)
+    s, t, ms, mt = schedule.step_moments(ts)
+    steps, full = len(s), not schedule.diagonal
+    key = keys(schedule, steps)
     if full:
         if s_churn:
             schedule.require_diagonal("heun with churn")

@@ -87,6 +87,12 @@ class Combination:
         return self.terms.get(key, np.zeros(shape))
 
 
+def keys(schedule, steps: int):
+    """key(name): the Combination "name" with identity coefficients at every step of ``schedule``'s
+    kind (vectors for a diagonal kernel, matrices for a coupled one)."""
+    return lambda name: Combination.key(name, steps, schedule.n, not schedule.diagonal)
+
+
 @dataclass(frozen=True)
 class Layout:
     """The static part of a tableau (hashable: part of the compiled program on JAX): the stage
