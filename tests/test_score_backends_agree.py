@@ -35,14 +35,25 @@ def test_both_backends_share_the_score_layer_and_its_defaults(both):
     for method, names in (("dsm_loss", ("t_min", "weighting", "seed")), ("log_prob", ("exact", "rtol", "atol", "t_min"))):
         assert defaults(getattr(tm, method), *names) == defaults(getattr(jm, method), *names), method
     assert defaults(tm.dsm_loss, "t_min")["t_min"] == defaults(tm.log_prob, "t_min")["t_min"] == T_MIN
-    # the default networks: same widths and the same time features 2πk, k = 1..8
+    # the default networks: same widths and the same time features πk, k = 1..8
     names = ("hidden", "depth", "frequencies")
     assert defaults(torch_b.lib.ScoreMLP.__init__, *names) == defaults(jax_b.lib.ScoreMLP.__init__, *names)
-    expected = [2 * np.pi * k for k in range(1, 9)]
+    expected = [np.pi * k for k in range(1, 9)]
     np.testing.assert_allclose(fourier_frequencies(), expected, rtol=1e-15)
     np.testing.assert_allclose(torch_b.mlp(2).freqs.numpy(), expected, rtol=1e-7)
     np.testing.assert_allclose(np.asarray(jax_b.mlp(2).frequencies), expected, rtol=1e-15)
     assert torch_b.ops.default_dtype == torch_b.f32 and jax_b.ops.default_dtype == jax_b.f32
+
+
+def test_the_default_nets_tell_the_prior_time_from_the_data_time(both):
+    """t1 = 1 and t0 = 0 must not look alike to the network (time features of period 1 made the
+    score at t1, every sampler's first evaluation, the score at t0)."""
+    for B in both:
+        net = B.mlp(2, hidden=32, depth=2)
+        x = B.asarray(np.random.default_rng(0).standard_normal((64, 2)), B.f32)
+        gap = np.abs(B.to_numpy(net(x, 1.0)) - B.to_numpy(net(x, 0.0))).max()
+        scale = np.abs(B.to_numpy(net(x, 0.0))).max()
+        assert gap > 1e-2 * scale, (B.name, gap, scale)
 
 
 def test_default_t_min_is_the_one_used(both):

@@ -2,7 +2,7 @@
 
 s_θ(y, t) = W_L σ(… σ(W_1 [y, φ(t)] + b_1) …) + b_L with the Fourier time embedding
 φ(t) = [sin(ω_k t), cos(ω_k t)]_k of :func:`sdelang.score.time_features.fourier_frequencies`
-(ω_k = 2π k, the same as the torch backend's) and σ = SiLU. Works on any leading batch shape; t is a
+(ω_k = π k, the same as the torch backend's) and σ = SiLU. Works on any leading batch shape; t is a
 scalar or has the batch shape.
 """
 from __future__ import annotations

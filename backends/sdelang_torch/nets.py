@@ -1,7 +1,7 @@
 """A default score network: an MLP on [x, time embedding], called as net(x, t).
 
 Used only when a user asks for it (``score=ScoreMLP(dim)``); nothing is attached implicitly. The
-time embedding is [sin(ω_k t), cos(ω_k t)] with ω_k = 2π k, k = 1..K
+time embedding is [sin(ω_k t), cos(ω_k t)] with ω_k = π k, k = 1..K
 (:func:`sdelang.score.time_features.fourier_frequencies`, the same as the JAX backend's).
 """
 from __future__ import annotations
