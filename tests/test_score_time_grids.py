@@ -80,11 +80,36 @@ def test_grids_run_from_t1_to_t_min_as_their_formulas_say():
 
 
 @pytest.mark.torch
-def test_log_snr_grids_need_a_diagonal_kernel():
+def test_the_coupled_log_snr_is_the_volume_ratio():
+    """CLD: λ = (log det Φ - ½ log det Σ)/n with det Φ = e^{t tr A} (Jacobi's formula), decreasing,
+    so log-SNR grids exist for coupled kernels too."""
     B = sb.backend_or_skip("torch")
     schedule = AffineSchedule(B.compile("cld"))
-    with pytest.raises(ValueError, match="diagonal perturbation kernel"):
-        time_grid(schedule, 10, 1e-3, "log-snr")
+    trace_A = 4.0 * (0.0 - 4.0)
+    cov = schedule.moments(TS).cov
+    expected = (TS * trace_A - 0.5 * np.log(np.linalg.det(cov))) / 2
+    np.testing.assert_allclose(schedule.reference_log_snr(TS), expected, rtol=1e-9)
+    grid = time_grid(schedule, 10, 1e-3, "log-snr")
+    lam = schedule.reference_log_snr(grid)
+    np.testing.assert_allclose(np.diff(lam), (lam[-1] - lam[0]) / 10, rtol=1e-6)
+
+
+@pytest.mark.torch
+def test_the_semilinear_transition_and_quadrature_are_exact_where_known():
+    """Ψ conserves yᵀΣ⁻¹y (Ψᵀ Σ_t⁻¹ Ψ = Σ_s⁻¹) and the coefficients of a constant x̂_0 sum to
+    Φ_t - Ψ Φ_s (y = Φ x̂_0 solves the semi-linear flow)."""
+    from sdelang.score.semilinear import SemilinearSteps
+
+    B = sb.backend_or_skip("torch")
+    schedule = AffineSchedule(B.compile("cld"))
+    ts = time_grid(schedule, 20, 1e-3, "log-snr")
+    steps = SemilinearSteps(schedule, ts)
+    _, _, ms, mt = schedule.step_moments(ts)
+    psi = steps.transition
+    kept = np.swapaxes(psi, 1, 2) @ np.linalg.inv(mt.cov) @ psi
+    np.testing.assert_allclose(kept, np.linalg.inv(ms.cov), rtol=1e-7, atol=1e-7 * np.abs(kept).max())
+    linear = steps.coefficients(np.stack([steps.lam_s, steps.lam_t], axis=1)).sum(axis=1)
+    np.testing.assert_allclose(linear, mt.phi - psi @ ms.phi, atol=1e-6)
 
 
 @pytest.mark.torch
@@ -99,7 +124,7 @@ def test_the_interface_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         B.lib.sample(vp, 8, "ddim", steps=0, score=score)
     with pytest.raises(ValueError, match="diagonal perturbation kernel"):
-        B.lib.sample(cld, 8, "dpm-solver++", steps=5, score=score)
+        B.lib.sample(cld, 8, "dpm-solver", steps=5, score=score)
     with pytest.raises(ValueError, match="method must be one of"):
         B.lib.sample(vp, 8, "unipc", steps=5, score=score)
     with pytest.raises(ValueError, match="Gaussian perturbation kernel|prior"):

@@ -9,8 +9,9 @@ and Φ(t, s) = Φ(t) Φ(s)⁻¹. Evaluating the generated kernel at x_0 = 0 and 
 m(t), the columns of Φ(t) and Σ(t) at a whole grid of times in one call; D(t) = G Gᵀ comes from
 the generated diffusion. A diagonal kernel (VP, VE, sub-VP, any elementwise affine SDE) is read
 per component: α(t) = Φ_ii(t), σ(t) = √Σ_ii(t), the log signal-to-noise ratio
-λ(t) = log(α/σ), and the *reference* λ(t) (the mean over components, the same for an elementwise
-model) that the log-SNR and EDM time grids are uniform in. Its inverse t(λ) is read from a table and
+λ(t) = log(α/σ). The *reference* λ(t) = (1/n)(log |det Φ| - ½ log det Σ) (the mean of the
+components' λ for a diagonal kernel, the same for an elementwise model; defined for coupled kernels
+too) is what the log-SNR and EDM time grids are uniform in. Its inverse t(λ) is read from a table and
 refined by Newton steps: λ decreases strictly on (t0, t1] for every diffusion that forgets its start.
 """
 from __future__ import annotations
@@ -45,6 +46,14 @@ class Moments:
     def log_snr(self) -> np.ndarray:
         """λ = log α - log σ per component (diagonal kernels)."""
         return np.log(np.abs(self.phi)) - 0.5 * np.log(self.cov)
+
+
+def reference_log_snr(moments: Moments) -> np.ndarray:
+    """(1/n)(log |det Φ| - ½ log det Σ) at each time of ``moments``."""
+    if moments.diagonal:
+        return moments.log_snr.mean(axis=1)
+    n = moments.offset.shape[1]
+    return (np.linalg.slogdet(moments.phi)[1] - 0.5 * np.linalg.slogdet(moments.cov)[1]) / n
 
 
 class AffineSchedule:
@@ -92,6 +101,16 @@ class AffineSchedule:
         s, t = ts[:-1], ts[1:]
         return s, t, self.moments(s), self.moments(t)
 
+    def drift_matrix(self, ts) -> np.ndarray:
+        """A(t) (T, n, n) of the drift f = A(t) x + b(t), from the generated drift at 0 and at unit
+        vectors."""
+        ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
+        n, T = self.n, len(ts)
+        basis = np.concatenate([np.zeros((1, n)), np.eye(n)])
+        f = self._host(self.module.drift_fn(self._wide(np.repeat(ts, n + 1)), self._wide(np.tile(basis, (T, 1)))))
+        f = f.reshape(T, n + 1, n)
+        return np.swapaxes(f[:, 1:] - f[:, :1], 1, 2)
+
     def diffusion(self, ts) -> np.ndarray:
         """D(t) = G(t) G(t)ᵀ: (T, n) diagonal entries for a diagonal kernel, else (T, n, n)."""
         ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
@@ -105,9 +124,10 @@ class AffineSchedule:
 
     # ------------------------------------------------------------------ log-SNR (diagonal kernels)
     def reference_log_snr(self, ts) -> np.ndarray:
-        """λ(t) averaged over components, shape (T,)."""
-        self.require_diagonal("a log-SNR time variable")
-        return self.moments(ts).log_snr.mean(axis=1)
+        """λ(t) = (1/n)(log |det Φ(t)| - ½ log det Σ(t)), shape (T,): the mean of log α_i - log σ_i
+        for a diagonal kernel; for a coupled one (CLD) the same per-dimension signal-to-noise ratio
+        of the kernel's volume."""
+        return reference_log_snr(self.moments(ts))
 
     def time_of_log_snr(self, lams) -> np.ndarray:
         """t in (t0, t1] with reference λ(t) = λ: λ tabulated at TABLE_POINTS times uniform in
@@ -116,9 +136,14 @@ class AffineSchedule:
         lams = np.asarray(lams, dtype=np.float64)
         span = self.t1 - self.t0
         u_table = np.linspace(np.log(1e-10 * span), np.log(span), TABLE_POINTS)
-        lam_table = self.reference_log_snr(self.t0 + np.exp(u_table))
-        if not np.all(np.diff(lam_table) < 0):
+        with np.errstate(all="ignore"):
+            lam_table = self.reference_log_snr(self.t0 + np.exp(u_table))
+        # float64 loses Σ near t0 first (CLD: Σ_xx ~ t³): keep the decreasing part up to t1
+        bad = np.flatnonzero(~(np.diff(lam_table) < 0) | ~np.isfinite(lam_table[1:]))
+        if len(bad) and bad[-1] >= TABLE_POINTS // 2:
             raise ValueError("the log-SNR λ(t) of this model is not decreasing in t: no log-SNR time grid")
+        if len(bad):
+            u_table, lam_table = u_table[bad[-1] + 1:], lam_table[bad[-1] + 1:]
         flat = lams.ravel()
         u = np.interp(-flat, -lam_table, u_table)
         slope = np.interp(u, u_table[1:-1], np.gradient(lam_table, u_table)[1:-1])
@@ -129,5 +154,5 @@ class AffineSchedule:
     def require_diagonal(self, what: str) -> None:
         if not self.diagonal:
             raise ValueError(f"{what} needs a diagonal perturbation kernel (one log-SNR per component); "
-                             "this model's kernel couples its states: use method='ddim', 'deis', 'heun' or "
-                             "'ancestral' (order 1) on a uniform or quadratic grid")
+                             "this model's kernel couples its states: use method='ddim', 'dpm-solver++', 'deis', "
+                             "'heun' (no churn) or 'ancestral' (order 1)")

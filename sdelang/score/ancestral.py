@@ -8,7 +8,9 @@ h = λ_t - λ_s) it is
 
 which is DDPM's ancestral step for VP (Ho et al. 2020) and SMLD's for VE (Song et al. 2021,
 score_sde's ``AncestralSamplingPredictor``), and SDE-DPM-Solver++1 (Lu et al. 2022b). Order 2 is
-SDE-DPM-Solver++(2M): x̂_0 replaced by x̂_0(s) + ½ (x̂_0(s) - x̂_0(s_prev))/r, r = h_prev/h.
+SDE-DPM-Solver++(2M): x̂_0 replaced by x̂_0(s) + ½ (x̂_0(s) - x̂_0(s_prev))/r, r = h_prev/h, except
+at the first step and the last (down to t0 + t_min, the largest jump in λ: measured, the
+second-order term there costs up to 20× in energy distance at 10-20 steps).
 
 A coupled kernel (CLD) is conditioned as a joint Gaussian: with F = Φ(s, t), c = m_s - F m_t,
 Q = Σ_s - F Σ_t Fᵀ (x_s | x_t) and x_t | x_0 ~ N(Φ_t x_0 + m_t, Σ_t), the posterior has precision
@@ -18,9 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .exponential import step_orders
 from .predictions import data_prediction, transition
-from .tableau import Tableau, keys
+from .tableau import Tableau, keys, step_orders
 
 
 def ancestral(schedule, ts, order: int = 1) -> Tableau:
@@ -40,7 +41,9 @@ def ancestral(schedule, ts, order: int = 1) -> Tableau:
              + (mt.alpha * kept) * d0 + (mt.sigma * np.sqrt(kept)) * key("z"))
     if order == 2:
         second = (0.5 * mt.alpha * kept * h / h_prev) * (d0 - d1)
-        final = final + (step_orders(steps, 2) == 2).astype(float) * second
+        orders = step_orders(steps, 2)
+        orders[-1] = 1                 # the last step's jump in λ is the largest: no extrapolation there
+        final = final + (orders == 2).astype(float) * second
     return Tableau("ancestral", s[:, None], [key("x"), final], [data_prediction(ms)], history=order - 1)
 
 

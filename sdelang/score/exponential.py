@@ -13,7 +13,8 @@ y_t = (σ_t/σ_s) y_s + σ_t ∫_{λ_s}^{λ_t} e^{λ} x̂_0 dλ; with h = λ_t -
 - ``ddim``: x̂_0 constant:  y_t = (σ_t/σ_s) y_s - α_t (e^{-h} - 1) x̂_0(s);
 - ``dpm-solver`` (singlestep, noise prediction, order 1-3; Lu et al. 2022, Algorithms 1-2, with
   intermediate points at λ_s + r h, r = ½ or (⅓, ⅔));
-- ``dpm-solver++`` (multistep, data prediction, order 1-3; Lu et al. 2022b, Algorithm 2): x̂_0
+- ``dpm-solver++`` (multistep, data prediction, order 1-3; Lu et al. 2022b, Algorithm 2; on
+  coupled kernels its semi-linear form, :mod:`sdelang.score.semilinear`): x̂_0
   interpolated in λ through its last k values and integrated exactly against e^{λ} (the
   "taylor" form of 2M, and the exact third-order term for 3M),
   lower orders in the first steps and, below 10 steps, the last; order 3 starts with one
@@ -25,8 +26,7 @@ Any kernel, coupled ones such as CLD included (Zhang & Chen 2022, DEIS):
   (DEIS's AB form), C_j = ∫_s^t Φ(t, τ) ½ D(τ) L(τ)⁻ᵀ ℓ_j(τ) dτ by Gauss–Legendre quadrature in
   log(τ - t0), where the τ^p behaviour of Σ near t0 becomes smooth. A coupled kernel extrapolates
   the score itself, C_j = -½ ∫_s^t Φ(t, τ) D(τ) ℓ_j(τ) dτ: its L⁻ᵀ is ill-conditioned near t0
-  (CLD's Σ_xx ~ t³). Order 3 starts with one Heun step; ``ddim`` on a coupled kernel is DEIS of
-  order 1.
+  (CLD's Σ_xx ~ t³). Order 3 starts with one Heun step (in t, on the score, for a coupled kernel).
 """
 from __future__ import annotations
 
@@ -34,15 +34,15 @@ import numpy as np
 
 from .heun import heun
 from .predictions import data_prediction, noise_prediction, score_itself, transition
-from .tableau import Tableau, keys
+from .semilinear import semilinear_multistep
+from .tableau import Tableau, keys, step_orders
 
 QUADRATURE_NODES = 24
 
 
 def ddim(schedule, ts) -> Tableau:
-    """DDIM = DPM-Solver-1 = DPM-Solver++1 (diagonal kernels); DEIS of order 1 otherwise."""
-    if not schedule.diagonal:
-        return deis(schedule, ts, 1, method="ddim")
+    """DDIM = DPM-Solver-1 = DPM-Solver++1; on a coupled kernel its semi-linear form
+    (:mod:`sdelang.score.semilinear`)."""
     return dpm_solver_pp(schedule, ts, 1, method="ddim")
 
 
@@ -84,16 +84,6 @@ def dpm_solver(schedule, ts, order: int) -> Tableau:
                    [noise_prediction(m) for m in stage])
 
 
-def step_orders(steps: int, order: int, lower_order_final: bool = True) -> np.ndarray:
-    """Per-step order of a multistep method: min(order, i + 1) (history builds up) and, below 10
-    steps, min(order, steps - i) at the end (DPM-Solver++'s ``lower_order_final``)."""
-    i = np.arange(steps)
-    orders = np.minimum(order, i + 1)
-    if lower_order_final and steps < 10:
-        orders = np.minimum(orders, steps - i)
-    return orders
-
-
 def exponential_integrals(h: np.ndarray, k: int) -> list:
     """I_p = ∫_0^h e^{τ-h} τ^p dτ for p < k: I_0 = 1 - e^{-h}, I_p = h^p - p I_{p-1}."""
     out = [-np.expm1(-h)]
@@ -117,8 +107,10 @@ def dpm_solver_pp(schedule, ts, order: int, method: str = "dpm-solver++") -> Tab
 
         y_t = (σ_t/σ_s) y_s + α_t Σ_j w_j x̂_0(s_{i-j}),   w_j = ∫_0^h e^{τ-h} ℓ_j(τ) dτ,
 
-    τ = λ - λ_s, ℓ_j the Lagrange basis through τ_j = λ(s_{i-j}) - λ_s; order 1 is DDIM."""
-    schedule.require_diagonal(method)
+    τ = λ - λ_s, ℓ_j the Lagrange basis through τ_j = λ(s_{i-j}) - λ_s; order 1 is DDIM. A coupled
+    kernel has no λ: :func:`~sdelang.score.semilinear.semilinear_multistep` (the same in u = log(t - t0))."""
+    if not schedule.diagonal:
+        return semilinear_multistep(schedule, ts, order, method)
     s, t, ms, mt = schedule.step_moments(ts)
     steps = len(s)
     key = keys(schedule, steps)
@@ -209,5 +201,18 @@ def deis(schedule, ts, order: int, method: str = "deis") -> Tableau:
     prediction = noise_prediction(ms) if schedule.diagonal else score_itself(ms)
     tableau = Tableau(method, s[:, None], [key("x"), final], [prediction], history=max(order - 1, 0))
     if order == 3 and steps > 1:
-        return tableau.after_start(heun(schedule, ts[:2]))
+        return tableau.after_start(heun(schedule, ts[:2]) if schedule.diagonal else _score_heun(schedule, ts[:2]))
     return tableau
+
+
+def _score_heun(schedule, ts) -> Tableau:
+    """One Heun step in t on w = Φ(t)⁻¹(x - m), dw/dt = -½ Φ⁻¹ D ∇log p_t, whose first output is the
+    score (the start of DEIS of order 3 on a coupled kernel)."""
+    s, t, ms, mt = schedule.step_moments(ts)
+    key = keys(schedule, len(s))
+    gain = [np.linalg.inv(m.phi) @ (-0.5 * schedule.diffusion(tau)) for m, tau in ((ms, s), (mt, t))]
+    h = (t - s)[:, None, None]
+    carried = transition(mt, ms) * (key("x") - ms.offset) + mt.offset
+    euler = carried + (h * mt.phi @ gain[0]) * key("o0")
+    final = carried + (0.5 * h * mt.phi) * (gain[0] * key("o0") + gain[1] * key("o1"))
+    return Tableau("deis", np.stack([s, t], axis=1), [key("x"), euler, final], [score_itself(ms), score_itself(mt)])

@@ -9,8 +9,8 @@ dx̃/dρ = ε̂ (EDM's ODE with s(t) = α, σ(t) = ρ). A step from t_i to t_{i+
     Euler    x̃' = x̃̂ + (ρ_{i+1} - ρ̂) ε̂(x̂, t̂);
     Heun     x̃_{i+1} = x̃̂ + (ρ_{i+1} - ρ̂) (ε̂(x̂, t̂) + ε̂(x', t_{i+1}))/2.
 
-S_churn = 0 is the deterministic sampler (NFE = 2 per step). Coupled kernels (CLD): Heun in t on
-w = Φ(t)⁻¹(x - m), dw/dt = K(t) ∇log p_t with K = -½ Φ⁻¹ D (deterministic only).
+S_churn = 0 is the deterministic sampler (NFE = 2 per step). Coupled kernels (CLD): the
+exponential trapezoid of :mod:`sdelang.score.semilinear` (deterministic only).
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from .predictions import noise_prediction, score_itself, transition
+from .predictions import noise_prediction
+from .semilinear import semilinear_trapezoid
 from .tableau import Tableau, keys
 
 
@@ -30,13 +31,7 @@ def heun(schedule, ts, *, s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: flo
     if full:
         if s_churn:
             schedule.require_diagonal("heun with churn")
-        K = _flow_gain(schedule, s), _flow_gain(schedule, t)
-        h = t - s
-        carried = transition(mt, ms) * (key("x") - ms.offset) + mt.offset
-        euler = carried + (h[:, None, None] * mt.phi @ K[0]) * key("o0")
-        final = carried + (0.5 * h[:, None, None] * mt.phi) * (K[0] * key("o0") + K[1] * key("o1"))
-        return Tableau("heun", np.stack([s, t], axis=1), [key("x"), euler, final],
-                       [score_itself(ms), score_itself(mt)])
+        return semilinear_trapezoid(schedule, ts)
     rho_s = np.exp(-schedule.reference_log_snr(s))
     gamma = np.where((rho_s >= s_tmin) & (rho_s <= s_tmax), min(s_churn / steps, math.sqrt(2) - 1), 0.0)
     t_hat = s.copy()
@@ -53,8 +48,3 @@ def heun(schedule, ts, *, s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: flo
     final = carried + (0.5 * d_rho) * (key("o0") + key("o1"))
     return Tableau("heun", np.stack([t_hat, t], axis=1), [start, euler, final],
                    [noise_prediction(mh), noise_prediction(mt)])
-
-
-def _flow_gain(schedule, ts):
-    """K(t) = -½ Φ(t)⁻¹ D(t) (coupled kernels): dw/dt = K ∇log p_t."""
-    return np.linalg.inv(schedule.moments(ts).phi) @ (-0.5 * schedule.diffusion(ts))

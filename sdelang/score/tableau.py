@@ -87,6 +87,16 @@ class Combination:
         return self.terms.get(key, np.zeros(shape))
 
 
+def step_orders(steps: int, order: int, lower_order_final: bool = True) -> np.ndarray:
+    """Per-step order of a multistep method: min(order, i + 1) (history builds up) and, below 10
+    steps, min(order, steps - i) at the end (DPM-Solver++'s ``lower_order_final``)."""
+    i = np.arange(steps)
+    orders = np.minimum(order, i + 1)
+    if lower_order_final and steps < 10:
+        orders = np.minimum(orders, steps - i)
+    return orders
+
+
 def keys(schedule, steps: int):
     """key(name): the Combination "name" with identity coefficients at every step of ``schedule``'s
     kind (vectors for a diagonal kernel, matrices for a coupled one)."""
