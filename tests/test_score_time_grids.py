@@ -121,6 +121,7 @@ def test_the_interface_refuses_what_it_cannot_do():
         B.lib.sample(vp, 8, "dpm-solver", steps=5, order=4, score=score)
     with pytest.raises(ValueError, match="no order"):
         B.lib.sample(vp, 8, "em", steps=5, order=2, score=score)
+    assert B.lib.sample(vp, 8, "ode", steps=5, score=score).samples.shape == (8, 2)   # adaptive: steps ignored
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         B.lib.sample(vp, 8, "ddim", steps=0, score=score)
     with pytest.raises(ValueError, match="diagonal perturbation kernel"):

@@ -141,11 +141,14 @@ def default_steps(method: str) -> Optional[int]:
 def sample(module, n: int, method: str = "em", **options) -> SampleResult:
     """Dispatch to ``sample_em`` / ``sample_pc`` / ``sample_ode`` or a few-step sampler of
     :mod:`sdelang.score.fast_samplers` ("ddim", "dpm-solver", "dpm-solver++", "deis", "heun",
-    "ancestral"); ``order=`` is refused by the first three (they have none)."""
+    "ancestral"); ``order=`` is refused by the first three (they have none), ``steps=`` is ignored
+    by the adaptive "ode"."""
     try:
         sampler = SAMPLERS[method]
     except KeyError:
         raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}") from None
     if method in ("em", "pc", "ode") and options.pop("order", None) is not None:
         raise ValueError(f"method {method!r} takes no order=")
+    if method == "ode":
+        options.pop("steps", None)     # adaptive: its steps are the solver's (as ScoreModel.sample)
     return sampler(module, n, **options)

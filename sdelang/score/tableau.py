@@ -150,6 +150,8 @@ class Tableau:
         return self.times.shape[0]
 
     def layout_and_arrays(self, n: int, full: bool, history: Optional[int] = None):
+        """(:class:`Layout`, {name: coefficient array}) for the loop; ``history`` overrides the
+        history length (a prologue keeps the one of the tableau it starts)."""
         steps, S = self.times.shape
         c = (steps, n, n) if full else (steps, n)
         keys = ["x", "q", "z"] + [f"o{j}" for j in range(S)] + [f"h{j}" for j in range(self.history)]
@@ -171,7 +173,8 @@ class Tableau:
         if self.final is not None:
             t_end, U, u, V = self.final
             arrays.update(finalt=np.asarray(t_end), finalU=U, finalu=u, finalV=V)
-        layout = Layout(S, self.history if history is None else history, full, tuple(used), tuple(out_used), bool(identity), self.final is not None)
+        layout = Layout(S, self.history if history is None else history, full, tuple(used), tuple(out_used),
+                        bool(identity), self.final is not None)
         return layout, arrays
 
 
