@@ -13,6 +13,9 @@ the reverse SDE in its own time s = T - t; ``module.probability_flow()``).
 - Probability-flow ODE with the backend's adaptive solver (torch: torchdiffeq dopri5; JAX: diffrax
   Tsit5 with a PID controller), from t1 down to t0 + t_min. NFE from the solver's own count.
 
+The few-step samplers (DDIM, DPM-Solver, DPM-Solver++, DEIS, Heun, ancestral) are in
+:mod:`sdelang.score.fast_samplers`; :func:`sample` dispatches to all of them.
+
 On JAX each sampler is one jitted program (compiled once per static configuration); on torch it
 runs eagerly under ``no_grad``. No step synchronises with the host.
 """
