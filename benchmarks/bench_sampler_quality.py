@@ -2,8 +2,7 @@
 ancestral) on trained 2-D toy score models, against dopri5 and 500-step Euler–Maruyama references.
 
     python benchmarks/bench_sampler_quality.py [--n 2000] [--train-steps 3000] [--nfe 5,10,20,50]
-        [--datasets eight_gaussians,checkerboard] [--sdes vp,cld] [--out FILE] [--plot FILE]
-        [--time-scale 1] [--quick]
+        [--datasets eight_gaussians,checkerboard] [--sdes vp,cld] [--out FILE] [--plot FILE] [--quick]
 
 --quick is a smoke run (n 256, 200 training steps, eight Gaussians; writes nothing unless --out or
 --plot is given), about 15 s. The default run takes about 2 minutes on 2 CPU cores.
@@ -15,15 +14,16 @@ Models (torch, float32, one score net per data set and SDE, trained with the sam
     v0 ~ N(0, γ M I) with γ = 0.04 (the initial velocity of Dockhorn et al. 2022), drawn with its
     own seed. Energy distances are measured on the x components only.
 Training: ``sdelang_torch.ScoreModel(spec, hidden=128, depth=3, seed=0)`` (ScoreMLP with Fourier
-time features, preconditioned by the kernel where it is diagonal, i.e. VP; the coupled CLD kernel
+time features sin/cos(ω_k t), preconditioned by the kernel where it is diagonal, i.e. VP; the coupled CLD kernel
 gets the plain MLP), denoising score matching on 20 000 points (seed 0), Adam lr 2e-3, batch 256,
 EMA 0.999; sampling uses the EMA net.
 
 Sampling: every method from the same prior draw ``x_init`` (seed 0) to t0 + t_min = 1e-3, without a
-final denoising step, on each method's default time grid. For a target NFE k the sampler takes
+final denoising step, on each method's default time grid (grid=None; the header names them, read
+from sdelang.score.fast_samplers.DEFAULT_GRID / COUPLED_GRID). For a target NFE k the sampler takes
 steps = round(k / stages), halves rounded up (stages: dpm-solver = order, heun = 2, else 1), and the
-table reports the NFE the sampler measured where it differs from k. On CLD's coupled kernel only
-ddim, deis, heun and ancestral order 1 exist; the other combinations are skipped.
+table reports the NFE the sampler measured where it differs from k. On CLD's coupled kernel
+dpm-solver (singlestep) and ancestral order 2 raise ValueError and are skipped.
 References: the probability-flow ODE by dopri5 (rtol = atol = 1e-5, its NFE as measured) and
 Euler–Maruyama on the reverse SDE with 500 steps (last step without noise), from the same x_init.
 
@@ -34,10 +34,9 @@ score of a perfect sampler at this n (the V-statistic is biased upwards by O(1/n
 four more independent pairs shows how much of a difference between two cells is sampling noise.
 Wall time: one timed call per cell (after one warm-up call per model), divided by n, 1 torch thread.
 
-``--time-scale s`` trains ScaledTime(ScoreMLP) (the MLP sees s·t) instead of the default net: the
-default ScoreMLP's Fourier features sin/cos(2πk t) are periodic with period 1, so they give t1 = 1
-the features of t0 = 0 and the net's score at t1, every sampler's first evaluation, is poor; the
-table says so when it detects that.
+The untrained net is checked for time aliasing (its output at t1 equal to that at t0, as the old
+period-1 features 2πk gave); the results carry a caveat only when that is detected. Rows whose energy
+distances are identical at every NFE (the same samples) are listed under each table.
 """
 from __future__ import annotations
 
@@ -55,8 +54,10 @@ import torch
 
 import sdelang
 from harness import publish
+from sdelang.score.fast_samplers import COUPLED_GRID, DEFAULT_GRID
+from sdelang.score.time_features import fourier_frequencies
 from sdelang.toy_data import sample_toy
-from sdelang_torch import ScoreMLP, ScoreModel, sample
+from sdelang_torch import ScoreModel, sample
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "examples")
@@ -88,21 +89,9 @@ def steps_for(nfe: int, method: str, order: int) -> int:
     return max(1, int(math.floor(nfe / stages(method, order) + 0.5)))
 
 
-class ScaledTime(torch.nn.Module):
-    """net(x, scale · t): with scale < 1 the period-1 Fourier time features of ScoreMLP no longer
-    give t1 = 1 the features of t0 = 0 (``--time-scale``)."""
-
-    def __init__(self, net: torch.nn.Module, scale: float):
-        super().__init__()
-        self.net, self.scale = net, float(scale)
-
-    def forward(self, x, t):
-        return self.net(x, t * self.scale)
-
-
 def time_aliasing(net, module) -> float:
-    """max |s(x, t1) - s(x, t0 + 1e-3)| / max |s(x, t1)| of the untrained raw network at a few x
-    (0 when its time features cannot tell t1 from t0)."""
+    """max |s(x, t1) - s(x, t0)| / max |s(x, t1)| of the untrained raw network at a few x (about 0
+    when its time features cannot tell t1 from t0)."""
     x = torch.randn(16, module.dimension, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a, b = net(x, float(module.t1)), net(x, float(module.t0))
@@ -144,14 +133,10 @@ def run_model(dataset: str, sde: str, args, log) -> dict:
     spread = [energy_distance(sample_toy(dataset, args.n, seed=a), sample_toy(dataset, args.n, seed=a + 1))
               for a in (3, 5, 7, 9)]
     log(f"== {dataset} / {sde}: training {args.train_steps} steps on {data.shape}")
-    if args.time_scale == 1.0:
-        model = ScoreModel(spec, hidden=128, depth=3, seed=0)
-    else:
-        torch.manual_seed(0)
-        net = ScaledTime(ScoreMLP(4 if sde == "cld" else 2, hidden=128, depth=3), args.time_scale)
-        model = ScoreModel(spec, net, precondition=sde == "vp")      # as "auto" does for the default net
+    model = ScoreModel(spec, hidden=128, depth=3, seed=0)
     raw = model.initial_net.net if hasattr(model.initial_net, "kernel_module") else model.initial_net
     aliasing = time_aliasing(raw, model.module)
+    log(f"   time aliasing of the untrained net (relative |s(t1) - s(t0)|; caveat below 1e-5): {aliasing:.2g}")
     _, train_s = timed(lambda: model.fit(data, steps=args.train_steps, batch_size=256, lr=2e-3, ema_decay=0.999,
                                          seed=0, progress=False))
     log(f"   trained in {train_s:.1f} s; DSM loss last 500 steps {np.mean(model.losses[-500:]):.4f}")
@@ -206,6 +191,23 @@ def best_at(res: dict, nfe: int):
     return best
 
 
+def identical_rows(res: dict, nfes) -> list:
+    """Groups of (method, order) rows whose energy distances agree to a relative 1e-4 at every
+    target NFE (the same update on the same grid, rounded differently in float32)."""
+    groups = []                   # [(energy distances of the first row, rows)]
+    for method, order in METHODS:
+        eds = [res["cells"].get((method, order, k), (math.nan,))[0] for k in nfes]
+        if not all(math.isfinite(v) for v in eds):
+            continue
+        for first, rows in groups:
+            if all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(first, eds)):
+                rows.append((method, order))
+                break
+        else:
+            groups.append((eds, [(method, order)]))
+    return [rows for _, rows in groups if len(rows) > 1]
+
+
 def table(res: dict, nfes) -> list:
     lines = [f"## {res['dataset']}, {res['sde'].upper()} ({SPECS[res['sde']]})", "",
              f"Trained in {res['train_s']:.0f} s (DSM loss, mean of the last 500 steps: {res['loss']:.4f}). "
@@ -243,6 +245,11 @@ def table(res: dict, nfes) -> list:
                          f"{fmt(ode[0])} (NFE {ode[1]}) = **{ratio:.2f}×** (criterion ≤ 1.5×: "
                          f"{'met' if ratio <= 1.5 else 'not met'}).")
             lines.append("")
+    same = identical_rows(res, nfes)
+    if same:
+        lines.append("Identical rows (energy distances equal to a relative 1e-4 at every NFE: the same update "
+                     "on the same grid): " + "; ".join(" = ".join(f"{m} {o}" for m, o in g) for g in same) + ".")
+        lines.append("")
     if res["skipped"]:
         lines.append("Not available on this model's coupled kernel (ValueError, skipped): "
                      + ", ".join(f"{m} order {o}" for m, o in res["skipped"]) + ".")
@@ -315,9 +322,6 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results", "sampler_quality.md"))
     parser.add_argument("--plot", default=os.path.join(HERE, "results", "sampler_quality.png"),
                         help="PNG path ('' for none)")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="feed scale·t to the ScoreMLP (1: the default ScoreModel net; 0.5 avoids the "
-                             "aliasing of t1 with t0 by its period-1 time features)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: n 256, 200 training steps, eight_gaussians only, nothing written "
                              "unless --out/--plot are given")
@@ -354,11 +358,9 @@ def main(argv=None):
                f"{os.cpu_count()} CPUs, 1 torch thread; torch {torch.__version__}, numpy {np.__version__}, "
                f"scipy {scipy.__version__}, matplotlib {matplotlib.__version__}, sdelang "
                f"{getattr(sdelang, '__version__', '?')}, Python {sys.version.split()[0]}")
-    try:
-        from sdelang.score.fast_samplers import DEFAULT_GRID
-        grids = ", ".join(f"{m} {g}" for m, g in DEFAULT_GRID.items())
-    except ImportError:
-        grids = "each method's default"
+    grids = ", ".join(f"{m} {g}" for m, g in DEFAULT_GRID.items())
+    coupled = "".join(f"{m} {g}, " for m, g in COUPLED_GRID.items()) + "the others log-snr"   # sample_fast's fallback
+    omega = ", ".join(f"{w / math.pi:g}π" for w in fourier_frequencies()[:3])
     lines = [
         "# Sample quality versus NFE of the few-step samplers (torch)",
         "",
@@ -366,31 +368,27 @@ def main(argv=None):
         f"Whole run (training included): {total:.0f} s.",
         "",
         f"Command: `python benchmarks/bench_sampler_quality.py --n {args.n} --train-steps {args.train_steps} "
-        f"--nfe {','.join(map(str, args.nfe))} --datasets {','.join(datasets)} --sdes {','.join(sdes)}"
-        + ("" if args.time_scale == 1.0 else f" --time-scale {args.time_scale:g}") + "`.",
+        f"--nfe {','.join(map(str, args.nfe))} --datasets {','.join(datasets)} --sdes {','.join(sdes)}`.",
         "",
         f"n = {args.n} samples per cell from one prior draw (seed 0) per model, t_min = {T_MIN}, no final "
         "denoising step; energy distance (V-statistic, all pairs) on the x components against "
-        f"{args.n} fresh data points (seed 1). One ScoreMLP 2-128-128-128 (Fourier time features) per "
+        f"{args.n} fresh data points (seed 1). One ScoreMLP 128-128-128 (time features sin/cos(ω_k t), "
+        f"ω_k = {omega}, …) per "
         f"model, {args.train_steps} DSM steps, batch 256, lr 2e-3, EMA 0.999 (the EMA net samples). "
         f"CLD (examples/cld2d.sde) is trained on (x, v0), v0 ~ N(0, {GAMMA} M I). "
         "steps = round(target NFE / stages), halves up (stages: dpm-solver = order, heun = 2, else 1). "
-        f"Time grids (diagonal kernels): {grids}; coupled kernels (CLD): quadratic. "
+        f"Default time grids (grid=None), diagonal kernels (VP): {grids}; coupled kernels (CLD): {coupled}. "
         "Ancestral and Euler–Maruyama are stochastic (noise seed 0); the others deterministic. On a diagonal "
-        "kernel (VP) order 1 of dpm-solver, dpm-solver++ and deis is DDIM (identical rows); on CLD ddim is "
-        "deis of order 1.",
+        "kernel order 1 of dpm-solver, dpm-solver++ and deis is the DDIM update, each on its own grid.",
         "",
     ]
     aliased = [r for r in results if r["aliasing"] < 1e-5]
     if aliased:
-        lines += [f"**Caveat:** the score network's Fourier time features (ω_k = 2πk) are periodic with period 1, "
-                  f"so the untrained net gives t1 = 1 the output of t0 = 0 (relative difference "
-                  f"{max(r['aliasing'] for r in aliased):.0e}): the trained net's score at t1, every sampler's "
-                  "first evaluation, is far from the score at t = 0.99. `--time-scale 0.5` feeds t/2 to the "
-                  "same MLP instead.", ""]
-    elif args.time_scale != 1.0:
-        lines += [f"The ScoreMLP sees {args.time_scale:g}·t (`--time-scale`): its period-1 time features no "
-                  "longer alias t1 with t0.", ""]
+        which = ", ".join(f"{r['dataset']}/{r['sde']}" for r in aliased)
+        lines += [f"**Caveat:** the untrained score network gives t1 the output of t0 (relative difference "
+                  f"{max(r['aliasing'] for r in aliased):.0e}; {which}): "
+                  "its time features cannot tell the prior's time from the data's, so the trained net's score "
+                  "at t1, every sampler's first evaluation, is unreliable.", ""]
     for res in results:
         lines += table(res, args.nfe)
     if args.plot:
