@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import time
 
 import diffrax
@@ -28,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 import sdelang
-from harness import publish
+from harness import paired_medians, publish
 from sdelang_jax import ScoreMLP
 from sdelang_jax import sample_em, sample_ode, sample_pc
 
@@ -43,15 +42,12 @@ def seconds(fn) -> float:
 
 
 def paired(ours, hand, repeats):
-    """(first call ours, first call hand, median ours, median hand, median of per-pair ratios): the
-    two are timed alternately so that a varying load on a shared machine hits both alike."""
+    """(first call ours, first call hand, median ours, median hand, median of per-pair ratios):
+    the first calls (tracing and compilation) timed once, then :func:`harness.paired_medians`."""
     first_ours, first_hand = seconds(ours), seconds(hand)
-    t_ours, t_hand = [], []
-    for _ in range(repeats):
-        t_ours.append(seconds(ours))
-        t_hand.append(seconds(hand))
-    ratio = statistics.median(a / b for a, b in zip(t_ours, t_hand))
-    return first_ours, first_hand, statistics.median(t_ours), statistics.median(t_hand), ratio
+    timing = paired_medians(lambda: jax.block_until_ready(ours()), lambda: jax.block_until_ready(hand()), repeats,
+                            lambda: None)
+    return (first_ours, first_hand, *timing)
 
 
 def vp_sde(x, t):

@@ -84,9 +84,9 @@ def torch_rows(repeats, condition):
         ts = torch.tensor([0.0, steps * DT], dtype=torch.float64)
         for threads in THREADS:
             with torch_threads(threads):
-                ours, hand = paired_medians(lambda: module.simulate(x0, ts, DT, seed=0),
-                                            lambda: torch_hand_loop(x0, steps, DT, 0), repeats, lambda: None)
-            rows.append(("torch", f"{n} × 2 × {steps}", f"{threads}", condition, ours, hand))
+                timing = paired_medians(lambda: module.simulate(x0, ts, DT, seed=0),
+                                        lambda: torch_hand_loop(x0, steps, DT, 0), repeats, lambda: None)
+            rows.append(("torch", f"{n} × 2 × {steps}", f"{threads}", condition, *timing))
     return rows
 
 
@@ -107,9 +107,9 @@ def training_row(repeats, condition):
                     opt.step()
         return run
 
-    two, one = paired_medians(train(2), train(1), max(3, repeats // 2), lambda: None)
+    timing = paired_medians(train(2), train(1), max(3, repeats // 2), lambda: None)
     return ("torch training", f"MLP 2-64-64-2, batch {TRAIN_BATCH}, {TRAIN_STEPS} Adam steps", "2 vs 1",
-            condition, two, one)
+            condition, *timing)
 
 
 # ------------------------------------------------------------------------------ JAX
@@ -137,9 +137,9 @@ def jax_rows(repeats, condition):
         x0 = jax.random.normal(jax.random.PRNGKey(1), (n, 2), jnp.float32)
         key = jax.random.PRNGKey(0)
         ts = [0.0, steps * DT]
-        ours, ref = paired_medians(lambda: jax.block_until_ready(module.simulate(x0, ts, DT, seed=0)),
-                                   lambda: jax.block_until_ready(hand(x0, key)), repeats, lambda: None)
-        rows.append(("JAX", f"{n} × 2 × {steps}", "XLA default", condition, ours, ref))
+        timing = paired_medians(lambda: jax.block_until_ready(module.simulate(x0, ts, DT, seed=0)),
+                                lambda: jax.block_until_ready(hand(x0, key)), repeats, lambda: None)
+        rows.append(("JAX", f"{n} × 2 × {steps}", "XLA default", condition, *timing))
     return rows
 
 
@@ -193,15 +193,16 @@ def main(argv=None):
         "",
         f"Machine: {machine()}.",
         f"Banana Langevin SDE (examples/langevin_banana.sde), float32, dt = {DT}; medians of {args.repeats} "
-        "runs of each side, run alternately after one warm-up, so each ratio is measured under one load.",
+        "runs of each side, run alternately after one warm-up; ratio = the median of the per-pair ratios (each "
+        "pair measured under one load).",
         f"1-min load average at the end of each condition (other users of the machine included): {', '.join(loads)}.",
         "'loaded' adds one CPU-burning process. Absolute times on a shared CPU vary; read the ratios.",
         "",
         "| backend | size (N × d × steps) | threads | condition | ours (s) | hand-written (s) | ratio |",
         "|---|---|---|---|---|---|---|",
     ]
-    for backend, size, threads, condition, ours, ref in rows:
-        lines.append(f"| {backend} | {size} | {threads} | {condition} | {ours:.4f} | {ref:.4f} | {ours / ref:.2f}× |")
+    for backend, size, threads, condition, ours, ref, ratio in rows:
+        lines.append(f"| {backend} | {size} | {threads} | {condition} | {ours:.4f} | {ref:.4f} | {ratio:.2f}× |")
     lines += ["", "Training rows: 'ours' is the 2-thread time, 'hand-written' the 1-thread time, ratio = 2 threads / 1 thread."]
     publish(lines, args.out)
 

@@ -1,14 +1,25 @@
-"""Timing shared by the benchmarks: both sides alternately, medians."""
+"""Timing shared by the benchmarks: both sides alternately, medians of the times and of the ratios."""
 from __future__ import annotations
 
 import os
 import statistics
 import time
+from typing import NamedTuple
 
 
-def paired_medians(ours, reference, repeats, sync):
-    """Median seconds of ``ours`` and ``reference``, run alternately (after one warm-up each) so
-    that a busy shared machine slows both alike."""
+class Paired(NamedTuple):
+    """Medians of a paired timing: seconds of each side and the median of the per-pair ratios."""
+
+    ours: float
+    reference: float
+    ratio: float
+
+
+def paired_medians(ours, reference, repeats, sync) -> Paired:
+    """Median seconds of ``ours`` and ``reference`` and the median of the ratios of the pairs, the
+    two run alternately (after one warm-up each) so that a busy shared machine slows both alike;
+    the ratio of each pair is taken under one load, so its median is steadier than the ratio of
+    the medians."""
     for fn in (ours, reference):
         fn()
         sync()
@@ -19,7 +30,8 @@ def paired_medians(ours, reference, repeats, sync):
             fn()
             sync()
             out.append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
+    ratio = statistics.median(a / b for a, b in zip(*times))
+    return Paired(statistics.median(times[0]), statistics.median(times[1]), ratio)
 
 
 def publish(lines, out) -> str:
