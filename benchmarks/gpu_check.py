@@ -1,4 +1,4 @@
-"""GPU check: simulate, the three score samplers and log_prob on a device against float64 CPU runs.
+"""GPU check: simulate, every score sampler and log_prob on a device against float64 CPU runs.
 
     python benchmarks/gpu_check.py [--backend torch|jax|both] [--device cuda|gpu|cpu] [--quick]
                                    [--out benchmarks/results/gpu_check.md]
@@ -24,6 +24,9 @@ float32 on the device and in float64 on the CPU (the reference). Each phase is c
 - ode, log_prob   deterministic given x_init / x: pathwise, |Δ| ≤ 1e-3 (1 + |ref|). Both runs use
           an adaptive solver at rtol = atol = 1e-5; the float32 run takes its own steps, so the two
           agree to the solver's accumulated tolerance (≲ 1e-3 over ~100 steps), not to rounding.
+- ddim, dpm-solver, dpm-solver++, deis, heun   the few-step samplers, 10 steps from a shared
+          x_init: deterministic, so pathwise like ode (the same steps on both: float32 rounding only).
+- ancestral   order 2 (SDE-DPM-Solver++(2M)), 10 steps: stochastic, by statistics like em.
 
 Then, on the device only, it measures the copy bandwidth (a large tensor copy: bytes read +
 written per second) and the throughput of simulate (the generated fused EM step, no network) and
@@ -56,7 +59,10 @@ SPEC = os.path.join(ROOT, "examples", "vp.sde")
 DEFAULT_OUT = os.path.join(HERE, "results", "gpu_check.md")
 D = 2
 DATA = "eight_gaussians"
-PHASES = ("score", "simulate", "em", "pc", "ode", "log_prob")
+#: The few-step samplers (issue 13): deterministic ones compared pathwise, ancestral by statistics.
+FEW_STEP = (("ddim", 1), ("dpm-solver", 3), ("dpm-solver++", 2), ("deis", 3), ("heun", 2))
+FEW_STEPS = 10
+PHASES = ("score", "simulate", "em", "pc", "ode", *(m for m, _ in FEW_STEP), "ancestral", "log_prob")
 TS = [0.0, 0.25, 1.0]  # simulate's output times (step counts divisible by 4 land on them exactly)
 TIME_BUDGET_S = 270.0  # throughput measurements are skipped past this (the comparisons always run)
 
@@ -449,6 +455,20 @@ def torch_check(report: Report, sizes: Sizes, requested: Optional[str], start: f
 
     run_row(report, "torch", "ode", "CPU float64, same x_init", f"{sizes.n_ode}, dopri5 1e-5", ode_phase)
 
+    def few_step_phase(method, order):
+        x = on(normal(sizes.n_ode, seed=15), f32, device), on(normal(sizes.n_ode, seed=15), f64, cpu)
+        r_dev, dev_s = timed(lambda: dev_model.sample(sizes.n_ode, method, steps=FEW_STEPS, order=order, x_init=x[0]))
+        r_ref, ref_s = timed(lambda: ref_model.sample(sizes.n_ode, method, steps=FEW_STEPS, order=order, x_init=x[1]))
+        compare = compare_statistics if method == "ancestral" else (
+            lambda a, b: compare_paths(a, b, **FLOW_TOL))
+        return (compare(host(r_dev.samples), host(r_ref.samples)), dev_s, ref_s,
+                f"NFE {r_dev.nfe} / {r_ref.nfe}; {dtype_note(r_dev.samples.dtype)} on {r_dev.samples.device}")
+
+    for method, order in FEW_STEP + (("ancestral", 2),):
+        against = "CPU float64, same x_init" + (" (noise differs)" if method == "ancestral" else "")
+        run_row(report, "torch", method, against, f"{sizes.n_ode}, {FEW_STEPS} steps, order {order}",
+                lambda method=method, order=order: few_step_phase(method, order))
+
     def logp_phase():
         x = toy(sizes.n_logp, seed=14)
         lp_dev, dev_s = timed(lambda: dev_model.log_prob(on(x, f32, device), **SOLVER_TOL))
@@ -646,6 +666,22 @@ def jax_check(report: Report, sizes: Sizes, requested: Optional[str], start: flo
                 f"NFE {r_dev.nfe} / {r_ref.nfe}; {dtype_note(r_dev.samples.dtype)} on {placement(r_dev.samples)}")
 
     run_row(report, "jax", "ode", "CPU float64, same x_init", f"{sizes.n_ode}, Tsit5 1e-5", ode_phase)
+
+    def few_step_phase(method, order):
+        x = normal(sizes.n_ode, seed=15)
+        call = lambda m, dtype, w: m.sample(sizes.n_ode, method, steps=FEW_STEPS, order=order,  # noqa: E731
+                                             x_init=on(x, dtype, w))
+        r_dev, dev_s = run("dev", call)
+        r_ref, ref_s = run("ref", call)
+        compare = compare_statistics if method == "ancestral" else (
+            lambda a, b: compare_paths(a, b, **FLOW_TOL))
+        return (compare(host(r_dev.samples), host(r_ref.samples)), dev_s, ref_s,
+                f"NFE {r_dev.nfe} / {r_ref.nfe}; {dtype_note(r_dev.samples.dtype)} on {placement(r_dev.samples)}")
+
+    for method, order in FEW_STEP + (("ancestral", 2),):
+        against = "CPU float64, same x_init" + (" (noise differs)" if method == "ancestral" else "")
+        run_row(report, "jax", method, against, f"{sizes.n_ode}, {FEW_STEPS} steps, order {order}",
+                lambda method=method, order=order: few_step_phase(method, order))
 
     def logp_phase():
         x = toy(sizes.n_logp, seed=14)
