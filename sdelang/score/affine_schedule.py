@@ -75,25 +75,33 @@ class AffineSchedule:
     def _host(self, x):
         return np.asarray(self.ops.to_numpy(x), dtype=np.float64)
 
+    @staticmethod
+    def _padded(ts):
+        """(ts padded with its last time to a power of two ≥ 64, T): calls of the generated kernel
+        with few distinct shapes (JAX compiles each eager operation once per shape)."""
+        ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
+        size = max(64, 1 << int(np.ceil(np.log2(len(ts)))))
+        return np.concatenate([ts, np.full(size - len(ts), ts[-1])]), len(ts)
+
     def _wide(self, x: np.ndarray):
         return self.ops.wide(self.ops.asarray(np.asarray(x, dtype=np.float64)))
 
     def moments(self, ts) -> Moments:
         """Φ(t), m(t), Σ(t) at the times ``ts`` (one kernel call for all of them)."""
-        ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
+        ts, count = self._padded(ts)
         n, T = self.n, len(ts)
         basis = np.concatenate([np.zeros((1, n)), np.ones((1, n)) if self.diagonal else np.eye(n)])
         k = len(basis)
         x0 = np.tile(basis, (T, 1))
         mean, spread = self.module.perturbation_kernel(self._wide(x0), self._wide(np.repeat(ts, k)))
-        mean = self._host(mean).reshape(T, k, n)
+        mean = self._host(mean).reshape(T, k, n)[:count]
         offset = mean[:, 0]
         if self.diagonal:
             phi = mean[:, 1] - offset
-            cov = self._host(spread).reshape(T, k, n)[:, 0] ** 2
+            cov = self._host(spread).reshape(T, k, n)[:count, 0] ** 2
         else:
             phi = np.swapaxes(mean[:, 1:] - offset[:, None], 1, 2)   # column j = Φ e_j
-            cov = self._host(spread).reshape(T, k, n, n)[:, 0]
+            cov = self._host(spread).reshape(T, k, n, n)[:count, 0]
         return Moments(phi, offset, cov, self.diagonal)
 
     def step_moments(self, ts):
@@ -104,18 +112,18 @@ class AffineSchedule:
     def drift_matrix(self, ts) -> np.ndarray:
         """A(t) (T, n, n) of the drift f = A(t) x + b(t), from the generated drift at 0 and at unit
         vectors."""
-        ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
+        ts, count = self._padded(ts)
         n, T = self.n, len(ts)
         basis = np.concatenate([np.zeros((1, n)), np.eye(n)])
         f = self._host(self.module.drift_fn(self._wide(np.repeat(ts, n + 1)), self._wide(np.tile(basis, (T, 1)))))
-        f = f.reshape(T, n + 1, n)
+        f = f.reshape(T, n + 1, n)[:count]
         return np.swapaxes(f[:, 1:] - f[:, :1], 1, 2)
 
     def diffusion(self, ts) -> np.ndarray:
         """D(t) = G(t) G(t)ᵀ: (T, n) diagonal entries for a diagonal kernel, else (T, n, n)."""
-        ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
+        ts, count = self._padded(ts)
         y = self._wide(np.zeros((len(ts), self.n)))
-        G = self._host(self.module.diffusion_matrix(self._wide(ts), y))
+        G = self._host(self.module.diffusion_matrix(self._wide(ts), y))[:count]
         if G.ndim == 2:                               # elementwise: the entries of a diagonal G
             D = G ** 2
             return D if self.diagonal else np.einsum("ti,ij->tij", D, np.eye(self.n))
