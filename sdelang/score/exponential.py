@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from .heun import heun
+from .interpolation import exponential_integrals, interpolation_weights, lagrange_basis
 from .predictions import data_prediction, noise_prediction, score_itself, transition
 from .semilinear import semilinear_multistep
 from .tableau import Tableau, keys, step_orders
@@ -82,23 +83,6 @@ def dpm_solver(schedule, ts, order: int) -> Tableau:
                  - (mt.sigma / r2 * (np.expm1(h) / h - 1)) * (e[2] - e[0]))
     return Tableau("dpm-solver", np.stack(stage_times, axis=1), inputs + [final],
                    [noise_prediction(m) for m in stage])
-
-
-def exponential_integrals(h: np.ndarray, k: int) -> list:
-    """I_p = ∫_0^h e^{τ-h} τ^p dτ for p < k: I_0 = 1 - e^{-h}, I_p = h^p - p I_{p-1}."""
-    out = [-np.expm1(-h)]
-    for p in range(1, k):
-        out.append(h ** p - p * out[-1])
-    return out
-
-
-def interpolation_weights(points: np.ndarray, integrals: list) -> np.ndarray:
-    """w_j = ∫ e^{τ-h} ℓ_j(τ) dτ for the Lagrange basis ℓ_j through ``points`` (..., k), given the
-    moments ``integrals`` I_p (each (...)): ℓ_j(τ) = Σ_p c_jp τ^p with (c_jp) = V⁻ᵀ, V_jp = p_j^p."""
-    k = points.shape[-1]
-    V = points[..., :, None] ** np.arange(k)                  # (..., k points, k powers)
-    moments = np.stack(integrals, axis=-1)[..., None]          # (..., k, 1)
-    return np.linalg.solve(np.swapaxes(V, -1, -2), moments)[..., 0]
 
 
 def dpm_solver_pp(schedule, ts, order: int, method: str = "dpm-solver++") -> Tableau:
@@ -151,17 +135,6 @@ def dpm_solver_pp_2s(schedule, ts, r: float = 0.5) -> Tableau:
     final = mt.offset + (mt.sigma / ms.sigma) * y - (mt.alpha * np.expm1(-h)) * blend
     return Tableau("dpm-solver++", np.stack([s, mid], axis=1), [key("x"), middle, final],
                    [data_prediction(ms), data_prediction(mm)])
-
-
-def lagrange_basis(points: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    """ℓ_j(τ) = Π_{m≠j} (τ - p_m)/(p_j - p_m) for points (N, k) at τ (N, G): shape (N, k, G)."""
-    k = points.shape[1]
-    out = np.ones((points.shape[0], k, tau.shape[1]))
-    for j in range(k):
-        for m in range(k):
-            if m != j:
-                out[:, j] *= (tau - points[:, m:m + 1]) / (points[:, j:j + 1] - points[:, m:m + 1])
-    return out
 
 
 def deis(schedule, ts, order: int, method: str = "deis") -> Tableau:

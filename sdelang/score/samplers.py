@@ -10,8 +10,9 @@ the reverse SDE in its own time s = T - t; ``module.probability_flow()``).
 - Predictor–corrector (Song et al. 2021, Alg. 2–3 / score_sde): at each t_i the Langevin corrector
   (:mod:`sdelang.score.langevin`), then the reverse-diffusion predictor f Δt + G √Δt z, which is the
   Euler–Maruyama step above. NFE = steps · (1 + corrector_steps).
-- Probability-flow ODE with the backend's adaptive solver (torch: torchdiffeq dopri5; JAX: diffrax
-  Tsit5 with a PID controller), from t1 down to t0 + t_min. NFE from the solver's own count.
+- Probability-flow ODE with the backend's ODE solver chosen by name (``solver=``; by default
+  adaptive: torch torchdiffeq dopri5, JAX diffrax Tsit5 with a PID controller; fixed-step ones take
+  ``steps=`` or ``dt=``), from t1 down to t0 + t_min. NFE from the solver's own count.
 
 The few-step samplers (DDIM, DPM-Solver, DPM-Solver++, DEIS, Heun, ancestral) are in
 :mod:`sdelang.score.fast_samplers`; :func:`sample` dispatches to all of them.
@@ -22,12 +23,13 @@ runs eagerly under ``no_grad``. No step synchronises with the host.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from .counting import CountingScore, score_of
-from .defaults import EM_STEPS, ODE_ATOL, ODE_RTOL, SAMPLER_SALT, SNR, T_MIN, reverse_time_step
+from .defaults import EM_STEPS, ODE_ATOL, ODE_RTOL, SAMPLER_SALT, SNR, T_MIN, ode_solver, ode_steps, reverse_time_step
 from .langevin import Corrector, affine_slope_schedule, langevin_correct
 from .fast_samplers import FAST_STEPS, ORDERS, sample_fast
 from .initial_state import initial_state
@@ -112,23 +114,32 @@ def flow_velocity(t, y, flow):
     return flow.drift_fn(t, y)
 
 
-def sample_ode(module, n: int, *, rtol: float = ODE_RTOL, atol: float = ODE_ATOL, method: Optional[str] = None,
-               t_min: float = T_MIN, seed=0, x_init=None, score: Optional[Callable] = None, dtype=None,
-               device=None, options: Optional[dict] = None) -> SampleResult:
-    """The probability-flow ODE integrated by the backend's adaptive solver (``method``: a
-    torchdiffeq method name on torch, ignored on JAX) from t1 down to t0 + t_min. NFE = the
-    velocity (= score) evaluations the solver made, from its own statistics."""
+def sample_ode(module, n: int, *, rtol: float = ODE_RTOL, atol: float = ODE_ATOL, solver: Optional[str] = None,
+               steps: Optional[int] = None, dt: Optional[float] = None, t_min: float = T_MIN, seed=0, x_init=None,
+               score: Optional[Callable] = None, dtype=None, device=None, options: Optional[dict] = None,
+               method: Optional[str] = None) -> SampleResult:
+    """The probability-flow ODE from t1 down to t0 + t_min by the backend's solver ``solver``
+    (``method`` is its older alias). torch: a torchdiffeq method, adaptive "dopri5" (the default),
+    "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5", or fixed-step "euler", "midpoint",
+    "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams"; JAX: a diffrax solver, adaptive
+    "tsit5" (the default), "dopri5", "dopri8", "bosh3", or fixed-step "euler", "heun", "midpoint",
+    "ralston", "rk4". Adaptive solvers step by ``rtol`` / ``atol`` and ignore ``steps`` / ``dt``;
+    fixed-step ones need ``steps`` equal steps or a step size ``dt`` (then ceil(span / dt) equal
+    steps). ``options``: the backend solver's own (torchdiffeq options; JAX: ``max_steps``).
+    NFE = the velocity (= score) evaluations the solver made, from its own statistics."""
     ops = module.ops
     score = score_of(module, score)
     dtype = ops.default_dtype if dtype is None else dtype
     flow = module.with_score(score).probability_flow()
-    y = initial_state(module, n, x_init, seed, dtype, device)
     t_end = float(module.t0) + float(t_min)
     if not t_end < float(module.t1):
         raise ValueError(f"need t0 + t_min < t1, got t_min={t_min}")
+    solver = ode_solver(solver, method)
+    steps = ode_steps(float(module.t1), t_end, steps, dt)
+    y = initial_state(module, n, x_init, seed, dtype, device)
     with ops.no_grad(), ops.threads(math.prod(y.shape)):
         samples, nfe = ops.solve_ode(flow_velocity, flow, y, float(module.t1), t_end, rtol=rtol, atol=atol,
-                                     method=method, options=options)
+                                     method=solver, steps=steps, options=options)
     return SampleResult(samples, ops.to_int(nfe), "ode")
 
 
@@ -141,17 +152,28 @@ def default_steps(method: str) -> Optional[int]:
     return None if method == "ode" else EM_STEPS if method in ("em", "pc") else FAST_STEPS
 
 
+def sampler_of(method: str) -> Callable:
+    """The sampler function of ``method`` (ValueError naming the methods for an unknown one)."""
+    try:
+        return SAMPLERS[method]
+    except KeyError:
+        raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}") from None
+
+
+def sampler_options(method: str) -> tuple:
+    """The keyword options ``sample(module, n, method, ...)`` accepts for ``method`` (``score``
+    included; ``order`` for every method, where em / pc / ode take only None)."""
+    names = {name for name, p in inspect.signature(sampler_of(method)).parameters.items()
+             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in ("module", "n", "method")}
+    return tuple(sorted(names | {"order"}))
+
+
 def sample(module, n: int, method: str = "em", **options) -> SampleResult:
     """Dispatch to ``sample_em`` / ``sample_pc`` / ``sample_ode`` or a few-step sampler of
     :mod:`sdelang.score.fast_samplers` ("ddim", "dpm-solver", "dpm-solver++", "deis", "heun",
     "ancestral"); ``order=`` is refused by the first three (they have none), ``steps=`` is ignored
-    by the adaptive "ode"."""
-    try:
-        sampler = SAMPLERS[method]
-    except KeyError:
-        raise ValueError(f"method must be one of {sorted(SAMPLERS)}, got {method!r}") from None
+    by the adaptive ODE solvers (a fixed-step ``solver=`` of "ode" takes it)."""
+    sampler = sampler_of(method)
     if method in ("em", "pc", "ode") and options.pop("order", None) is not None:
         raise ValueError(f"method {method!r} takes no order=")
-    if method == "ode":
-        options.pop("steps", None)     # adaptive: its steps are the solver's (as ScoreModel.sample)
     return sampler(module, n, **options)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .affine_schedule import reference_log_snr
+from .interpolation import lagrange_basis
 from .predictions import data_prediction
 from .tableau import Tableau, keys, step_orders
 
@@ -92,16 +93,8 @@ class SemilinearSteps:
     def coefficients(self, points: np.ndarray, rows=None) -> np.ndarray:
         """C_j = ∫_s^t Ψ(t, τ) G(τ) ℓ_j(τ) dτ for the Lagrange basis in λ through ``points`` (N_rows, k)."""
         rows = slice(None) if rows is None else rows
-        u, w, f = self.lam_points[rows], self.simpson[rows], self.integrand[rows]
-        k = points.shape[1]
-        out = []
-        for j in range(k):
-            basis = np.ones_like(u)
-            for i in range(k):
-                if i != j:
-                    basis *= (u - points[:, i:i + 1]) / (points[:, j:j + 1] - points[:, i:i + 1])
-            out.append(np.einsum("tg,tgij->tij", w * basis, f))
-        return np.stack(out, axis=1)
+        basis = lagrange_basis(points, self.lam_points[rows])                        # (N_rows, k, J + 1)
+        return np.einsum("tg,tkg,tgij->tkij", self.simpson[rows], basis, self.integrand[rows])
 
 
 def semilinear_multistep(schedule, ts, order: int, method: str) -> Tableau:
