@@ -359,7 +359,7 @@ def main(argv=None):
                f"scipy {scipy.__version__}, matplotlib {matplotlib.__version__}, sdelang "
                f"{getattr(sdelang, '__version__', '?')}, Python {sys.version.split()[0]}")
     grids = ", ".join(f"{m} {g}" for m, g in DEFAULT_GRID.items())
-    coupled = "".join(f"{m} {g}, " for m, g in COUPLED_GRID.items()) + "the others log-snr"   # sample_fast's fallback
+    coupled = f"every method {COUPLED_GRID}"
     omega = ", ".join(f"{w / math.pi:g}π" for w in fourier_frequencies()[:3])
     lines = [
         "# Sample quality versus NFE of the few-step samplers (torch)",

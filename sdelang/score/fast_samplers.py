@@ -33,9 +33,9 @@ DEFAULT_ORDER = {"ddim": 1, "dpm-solver": 3, "dpm-solver++": 2, "deis": 3, "heun
 #: sub-VP and VE with the exact score of eight Gaussians (energy distance; measured for issue 13).
 DEFAULT_GRID = {"ddim": "uniform", "dpm-solver": "quadratic", "dpm-solver++": "quadratic", "deis": "log-snr",
                 "heun": "uniform", "ancestral": "quadratic"}
-#: On a coupled kernel: "log-snr" (the volume λ of AffineSchedule), "quadratic" for DEIS's
-#: explicit extrapolation (measured on CLD).
-COUPLED_GRID = {"deis": "quadratic"}
+#: On a coupled kernel: "quadratic" for every method (CLD, trained nets, energy distance at NFE 10:
+#: ancestral 0.052 against 0.087 on the volume log-SNR grid, heun 0.072 against 0.23).
+COUPLED_GRID = "quadratic"
 
 
 def build_tableau(schedule: AffineSchedule, ts, method: str, order: int, churn: dict):
@@ -73,7 +73,7 @@ def sample_fast(module, n: int, method: str, steps: int = FAST_STEPS, *, order: 
     dtype = ops.default_dtype if dtype is None else dtype
     schedule = AffineSchedule(module)
     t_end = schedule.t0 + float(t_min)
-    grid = grid or (DEFAULT_GRID[method] if schedule.diagonal else COUPLED_GRID.get(method, "log-snr"))
+    grid = grid or (DEFAULT_GRID[method] if schedule.diagonal else COUPLED_GRID)
     ts = time_grid(schedule, int(steps), t_end, grid, rho)
     tableau = build_tableau(schedule, ts, method, order,
                             dict(s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise))
