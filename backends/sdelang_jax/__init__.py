@@ -18,7 +18,7 @@ from .backend import JaxBackend, backend
 #: Exported name -> the submodule that defines it.
 _EXPORTS = {
     "load_class": ".loader",
-    "ScoreMLP": ".nets",
+    "ScoreMLP": ".nets", "UNet": ".unet",
     "CompiledModel": ".runtime", "MissingNetError": ".runtime",
     # the score layer, written once in sdelang.score
     "SampleResult": "sdelang.score", "sample": "sdelang.score", "sample_em": "sdelang.score",

@@ -14,7 +14,7 @@ from .backend import TorchBackend, backend
 
 #: Exported name -> the submodule that defines it.
 _EXPORTS = {
-    "ScoreMLP": ".nets",
+    "ScoreMLP": ".nets", "UNet": ".unet",
     # the score layer, written once in sdelang.score
     "SampleResult": "sdelang.score", "sample": "sdelang.score", "sample_em": "sdelang.score",
     "sample_ode": "sdelang.score", "sample_pc": "sdelang.score", "ScoreTrainer": "sdelang.score",

@@ -1,0 +1,177 @@
+"""A small U-Net score network for image-shaped states, called as net(x, t) like every sdelang net.
+
+``UNet(shape=(C, H, W))`` takes x FLAT, of shape (*batch, C·H·W) (any leading batch shape, none
+included), and t a scalar or of the batch shape, and returns (*batch, C·H·W); the reshape to
+(C, H, W) images happens inside. Used only when a user asks for it (``score=UNet((1, 8, 8))``);
+nothing is attached implicitly. The JAX backend's ``UNet`` (an equinox Module) is the same function
+with the same parameters under the same names (tests/test_score_unet.py copies one into the other).
+
+With c_l = channels · channel_mults[l] (level l = 0..L-1, L = len(channel_mults)), K = frequencies
+and E = embed_dim (default 4 · channels):
+
+- time embedding: φ(t) = [sin(ω_k t), cos(ω_k t)]_{k=1..K}, ω_k = π k
+  (:func:`sdelang.score.time_features.fourier_frequencies`, the features of ``ScoreMLP``);
+  e = time2(SiLU(time1(φ(t)))) with Linear layers 2K -> E -> E;
+- ResBlock(a -> b): h = conv1(SiLU(norm1(x))) + temb(SiLU(e))[:, None, None];
+  out = conv2(SiLU(norm2(h))) + skip(x), with GroupNorm(groups) norms, 3×3 convs (padding 1),
+  temb a Linear E -> b, and skip a 1×1 conv when a ≠ b (the identity otherwise);
+- stem: a 3×3 conv C -> channels;
+- down path, level l: ``blocks`` ResBlocks (to c_l), their output kept as the level's skip, then
+  (l < L-1) a strided 3×3 conv (stride 2, padding 1, c_l -> c_l) halving H and W;
+- middle: one ResBlock c_{L-1} -> c_{L-1} at the coarsest resolution;
+- up path, level l = L-1..0: the level's skip concatenated on channels, ``blocks`` ResBlocks
+  (the first from c_prev + c_l, then c_l -> c_l), then (l > 0) nearest ×2 upsampling and a 3×3
+  conv c_l -> c_l;
+- head: conv3×3(SiLU(GroupNorm(c_0))) to C channels; its conv starts at zero, so a fresh net
+  returns 0 everywhere (training moves it).
+
+H and W must be divisible by 2^(L-1) (else ValueError), and channels by groups (every GroupNorm
+then sees a multiple of groups). The parameters are float32 unless ``dtype`` says otherwise; x is
+cast to the parameters' dtype and the result back to x's. Initialisation (the same distribution in
+both backends): Linear and conv weights and biases ~ U(-1/√fan_in, 1/√fan_in), GroupNorm scale 1
+and shift 0, the head conv 0; ``seed`` (else torch's global generator) drawing them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sdelang.score.time_features import FREQUENCIES, fourier_frequencies
+
+
+def check_unet_settings(shape, channels: int, channel_mults, blocks: int, groups: int) -> Tuple[int, int, int]:
+    """(C, H, W) of ``shape`` after the checks of the module docstring (ValueError otherwise)."""
+    try:
+        dims = tuple(int(s) for s in shape)
+    except TypeError:
+        raise ValueError(f"UNet: shape must be (C, H, W), got {shape!r}") from None
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"UNet: shape must be (C, H, W) of positive sizes, got {shape!r}")
+    mults = tuple(channel_mults)
+    if not mults or any(int(m) < 1 for m in mults):
+        raise ValueError(f"UNet: channel_mults must be a non-empty sequence of positive ints, got {channel_mults!r}")
+    if blocks < 1:
+        raise ValueError(f"UNet: blocks must be at least 1, got {blocks}")
+    if channels < 1 or groups < 1 or channels % groups:
+        raise ValueError(f"UNet: channels ({channels}) must be a positive multiple of groups ({groups})")
+    factor = 2 ** (len(mults) - 1)
+    _, h, w = dims
+    if h % factor or w % factor:
+        raise ValueError(f"UNet: H and W ({h}, {w}) must be divisible by 2^(levels-1) = {factor} "
+                         f"for {len(mults)} levels (channel_mults={mults})")
+    return dims
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → conv3×3 → + Linear(SiLU(e)) → GroupNorm → SiLU → conv3×3, plus the skip."""
+
+    def __init__(self, cin: int, cout: int, embed_dim: int, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.temb = nn.Linear(embed_dim, cout)
+        self.norm2 = nn.GroupNorm(groups, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.temb(F.silu(e))[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + (x if self.skip is None else self.skip(x))
+
+
+class UNet(nn.Module):
+    """s_θ(x, t) on flat image states of shape (*batch, C·H·W) (see the module docstring)."""
+
+    def __init__(self, shape: Sequence[int], channels: int = 32, channel_mults: Sequence[int] = (1, 2),
+                 blocks: int = 1, groups: int = 8, embed_dim: Optional[int] = None,
+                 frequencies: int = FREQUENCIES, *, seed: Optional[int] = None, dtype=None):
+        super().__init__()
+        self.shape = check_unet_settings(shape, channels, channel_mults, blocks, groups)
+        self.dim = self.shape[0] * self.shape[1] * self.shape[2]
+        mults = tuple(int(m) for m in channel_mults)
+        embed_dim = int(embed_dim or 4 * channels)
+        if seed is None:
+            self._build(mults, channels, blocks, groups, embed_dim, frequencies)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self._build(mults, channels, blocks, groups, embed_dim, frequencies)
+        self.to(dtype or torch.float32)
+
+    def _build(self, mults, channels, blocks, groups, embed_dim, frequencies):
+        c_in = self.shape[0]
+        widths = [channels * m for m in mults]
+        self.frequencies = tuple(fourier_frequencies(frequencies))
+        self.time1 = nn.Linear(2 * frequencies, embed_dim)
+        self.time2 = nn.Linear(embed_dim, embed_dim)
+        self.stem = nn.Conv2d(c_in, channels, 3, padding=1)
+        down, downsamples = [], []
+        width = channels
+        for level, c in enumerate(widths):
+            level_blocks = []
+            for _ in range(blocks):
+                level_blocks.append(ResBlock(width, c, embed_dim, groups))
+                width = c
+            down.append(nn.ModuleList(level_blocks))
+            if level < len(widths) - 1:
+                downsamples.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.down = nn.ModuleList(down)
+        self.downsamples = nn.ModuleList(downsamples)
+        self.mid = ResBlock(width, width, embed_dim, groups)
+        up, upsamples = [], []
+        for level in reversed(range(len(widths))):
+            c = widths[level]
+            level_blocks = []
+            for b in range(blocks):
+                level_blocks.append(ResBlock(width + c if b == 0 else c, c, embed_dim, groups))
+                width = c
+            up.append(nn.ModuleList(level_blocks))
+            if level > 0:
+                upsamples.append(nn.Conv2d(c, c, 3, padding=1))
+        self.up = nn.ModuleList(up)
+        self.upsamples = nn.ModuleList(upsamples)
+        self.head_norm = nn.GroupNorm(groups, width)
+        self.head = nn.Conv2d(width, c_in, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def embed(self, t: torch.Tensor) -> torch.Tensor:
+        """e(t) of shape (batch, embed_dim) for t of shape (batch,)."""
+        # ω_k = π k in t's dtype and on its device (the values of self.frequencies, with no float32
+        # buffer rounding them in float64)
+        freqs = torch.arange(1, len(self.frequencies) + 1, dtype=t.dtype, device=t.device) * math.pi
+        angles = t[:, None] * freqs
+        phi = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        return self.time2(F.silu(self.time1(phi)))
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        if x.shape[-1:] != (self.dim,):
+            raise ValueError(f"UNet for shape {self.shape} takes x of shape (*batch, {self.dim}), got {tuple(x.shape)}")
+        batch = x.shape[:-1]
+        dtype = self.stem.weight.dtype
+        t = torch.as_tensor(t, dtype=dtype, device=x.device).expand(batch).reshape(-1)
+        h = x.to(dtype).reshape(-1, *self.shape)
+        e = self.embed(t)
+        h = self.stem(h)
+        skips = []
+        for level, level_blocks in enumerate(self.down):
+            for block in level_blocks:
+                h = block(h, e)
+            skips.append(h)
+            if level < len(self.downsamples):
+                h = self.downsamples[level](h)
+        h = self.mid(h, e)
+        for i, level_blocks in enumerate(self.up):
+            h = torch.cat([h, skips.pop()], dim=1)
+            for block in level_blocks:
+                h = block(h, e)
+            if i < len(self.upsamples):
+                h = self.upsamples[i](F.interpolate(h, scale_factor=2, mode="nearest"))
+        h = self.head(F.silu(self.head_norm(h)))
+        return h.reshape(*batch, self.dim).to(x.dtype)
