@@ -1,10 +1,11 @@
 """JAX's implementation of :class:`sdelang.score.protocol.ArrayOps` (``module.ops`` of every
-generated JAX module): ``lax.scan`` loops, ``jvp``/``linearize`` divergences, diffrax solves,
-programs compiled once per static configuration with ``eqx.filter_jit``."""
+generated JAX module): ``lax.scan`` loops, ``jvp``/``linearize`` divergences, diffrax solves (the
+ODE solver chosen by name, ``ODE_SOLVERS``), programs compiled once per static configuration with
+``eqx.filter_jit``."""
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Dict, Optional
+from typing import Callable, ClassVar, Dict, Optional, Tuple
 
 import diffrax
 import equinox as eqx
@@ -16,18 +17,54 @@ from jax.scipy.linalg import solve_triangular
 from .random_stream import seeded_stream
 
 MAX_ODE_STEPS = 65536
-# Tsit5 makes 7 stages per step, the first shared with the step before (FSAL), plus the initial
-# evaluation: NFE = 6 · num_steps + 1 (rejected steps included in num_steps).
-TSIT5_EVALUATIONS = (6, 1)
+
+
+class RK4(diffrax.AbstractERK):
+    """The classical fourth-order Runge–Kutta method (fixed steps: its error estimate, against the
+    midpoint stage, is only there to satisfy diffrax's tableau)."""
+
+    tableau: ClassVar[diffrax.ButcherTableau] = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]),
+        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        b_error=np.array([1 / 6, 1 / 3 - 1, 1 / 3, 1 / 6]),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    )
+    interpolation_cls: ClassVar[Callable] = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        return 4
+
+
+#: solver name -> (diffrax solver class, adaptive, (evaluations per step, initial evaluations)):
+#: NFE = per_step · num_steps + initial (rejected steps included in num_steps), measured against
+#: the evaluations made (tests/test_score_facade.py): the FSAL tableaus (Tsit5, Dopri5, Dopri8)
+#: reuse a step's last stage as the next one's first. (diffrax's Bosh3 is left out: its count
+#: drifts from 3 · num_steps + 1 by a few evaluations.)
+ODE_SOLVERS: Dict[str, Tuple[type, bool, Tuple[int, int]]] = {
+    "tsit5": (diffrax.Tsit5, True, (6, 1)),
+    "dopri5": (diffrax.Dopri5, True, (6, 1)),
+    "dopri8": (diffrax.Dopri8, True, (13, 1)),
+    "euler": (diffrax.Euler, False, (1, 0)),
+    "heun": (diffrax.Heun, False, (2, 0)),
+    "midpoint": (diffrax.Midpoint, False, (2, 0)),
+    "ralston": (diffrax.Ralston, False, (2, 0)),
+    "rk4": (RK4, False, (4, 0)),
+}
+TSIT5_EVALUATIONS = ODE_SOLVERS["tsit5"][2]   # 7 stages a step, the first shared with the step before
 
 
 @eqx.filter_jit
-def _diffrax_solve(field, args, y0, t_start, t_end, rtol, atol, max_steps: int):
+def _diffrax_solve(field, args, y0, t_start, t_end, rtol, atol, solver, dt0, max_steps: int, evaluations: tuple):
+    """Adaptive (PID on rtol / atol) when dt0 is None, else constant steps of dt0."""
+    if dt0 is None:
+        controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    else:
+        controller = diffrax.ConstantStepSize()
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), diffrax.Tsit5(), t_start, t_end, None, y0, args=args,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=max_steps,
+        diffrax.ODETerm(field), solver, t_start, t_end, dt0, y0, args=args,
+        stepsize_controller=controller, max_steps=max_steps,
     )
-    per_step, initial = TSIT5_EVALUATIONS
+    per_step, initial = evaluations
     return jax.tree_util.tree_map(lambda a: a[-1], sol.ys), per_step * sol.stats["num_steps"] + initial
 
 
@@ -121,6 +158,11 @@ class JaxOps:
         return solve_triangular(upper, b[..., None], lower=False)[..., 0]
 
     @staticmethod
+    def concatenate(arrays):
+        """The arrays joined along the first (batch) axis."""
+        return jnp.concatenate(list(arrays), axis=0)
+
+    @staticmethod
     def take_rows(path, index):
         """path[index[b], b] for a path of shape (steps, batch, ...)."""
         return path[index, jnp.arange(path.shape[1])]
@@ -182,19 +224,29 @@ class JaxOps:
 
     @staticmethod
     def solve_ode(field: Callable, args, y0, t_start: float, t_end: float, *, rtol: float, atol: float,
-                  method: Optional[str] = None, options: Optional[dict] = None):
-        """(y(t_end), NFE) by diffrax ``Tsit5`` with a ``PIDController(rtol, atol)``; NFE from the
-        solver's step count (``TSIT5_EVALUATIONS``). ``method`` must be None or "tsit5"."""
-        if method not in (None, "tsit5"):
-            raise ValueError(f"the jax backend integrates with diffrax Tsit5; method={method!r} is not available")
+                  method: Optional[str] = None, steps: Optional[int] = None, options: Optional[dict] = None):
+        """(y(t_end), NFE) by ``diffrax.diffeqsolve`` with the solver named ``method`` (``ODE_SOLVERS``;
+        Tsit5 by default): an adaptive one with a ``PIDController(rtol, atol)`` (``steps`` ignored),
+        a fixed-step one with ``steps`` constant steps. NFE from the solver's step count
+        (``ODE_SOLVERS``' evaluations). ``options``: ``max_steps`` (default ``MAX_ODE_STEPS``)."""
+        name = "tsit5" if method is None else method
+        if name not in ODE_SOLVERS:
+            raise ValueError(f"the jax backend's ODE solvers are diffrax's {', '.join(ODE_SOLVERS)}; got {method!r}")
+        solver_class, adaptive, evaluations = ODE_SOLVERS[name]
         options = dict(options or {})
         max_steps = int(options.pop("max_steps", MAX_ODE_STEPS))
         if options:
             raise TypeError(f"unknown ODE options for the jax backend: {sorted(options)}")
         dtype = jax.tree_util.tree_leaves(y0)[0].dtype
-        as_array = lambda v: jnp.asarray(v, dtype)
+        as_array = lambda v: jnp.asarray(v, dtype)  # noqa: E731
+        dt0 = None
+        if not adaptive:
+            if steps is None:
+                raise ValueError(f"the fixed-step ODE solver {name!r} needs its steps: pass steps= or dt=")
+            dt0 = as_array((float(t_end) - float(t_start)) / int(steps))
+            max_steps = max(max_steps, int(steps) + 1)
         return _diffrax_solve(field, args, y0, as_array(t_start), as_array(t_end), as_array(rtol), as_array(atol),
-                              max_steps)
+                              solver_class(), dt0, max_steps, evaluations)
 
     # ------------------------------------------------------------------ modules and networks
     @staticmethod
@@ -231,6 +283,11 @@ class JaxOps:
     @staticmethod
     def to_numpy(x):
         return np.asarray(x)
+
+    @staticmethod
+    def net_device(net):
+        """None: JAX arrays follow their inputs' placement."""
+        return None
 
     @staticmethod
     def eval_net(net):

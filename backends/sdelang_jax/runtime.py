@@ -250,9 +250,12 @@ class CompiledModel(eqx.Module):
         random draws from ``key`` (or ``seed``)."""
         return losses.dsm_loss(self, x0, t_min=t_min, weighting=weighting, seed=seed if key is None else key)
 
-    def log_prob(self, x, exact=True, rtol=ODE_RTOL, atol=ODE_ATOL, t_min=T_MIN, prior=None, method=None, *,
-                 key=None, seed=0):
+    def log_prob(self, x, exact=None, rtol=ODE_RTOL, atol=ODE_ATOL, t_min=T_MIN, prior=None, method=None, *,
+                 key=None, seed=0, solver=None, steps=None, dt=None):
         """log p_{t0 + t_min}(x) through the probability-flow ODE (:func:`sdelang.score.likelihood.log_prob`);
-        Hutchinson's ε (``exact=False``) from ``key`` (or ``seed``)."""
+        Hutchinson's ε (``exact=False``; ``exact=None``: exact up to 16 dimensions) from ``key`` (or
+        ``seed``); ``solver`` a diffrax solver's name (Tsit5 by default; ``method`` is its older
+        alias) with ``steps`` / ``dt`` for a fixed-step one."""
         return likelihood.log_prob(self, x, exact=exact, rtol=rtol, atol=atol, t_min=t_min, prior=prior,
-                                   method=method, seed=seed if key is None else key)
+                                   method=method, seed=seed if key is None else key, solver=solver, steps=steps,
+                                   dt=dt)

@@ -2,6 +2,7 @@
 generated torch module): eager Python loops, autograd divergences, torchdiffeq solves."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Optional
 
@@ -11,6 +12,18 @@ import torch
 from .random_stream import seeded_stream
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5")
+#: torchdiffeq's fixed-grid solvers: they take ``steps`` equal steps (or options step_size / grid_constructor).
+FIXED_STEP_METHODS = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams")
+ODE_METHODS = ADAPTIVE_METHODS + FIXED_STEP_METHODS + ("scipy_solver",)
+
+
+def uniform_grid(func, y0, t, *, steps: int):
+    """``steps`` equal steps from t[0] to t[-1] (torchdiffeq's grid_constructor; torchdiffeq hands it
+    the times negated for a backward solve), ending exactly on t[-1]."""
+    k = torch.arange(steps + 1, dtype=t.dtype, device=t.device)
+    grid = t[0] + (t[-1] - t[0]) * k / steps
+    grid[0], grid[-1] = t[0], t[-1]
+    return grid
 
 
 class TorchOps:
@@ -128,6 +141,11 @@ class TorchOps:
         return torch.linalg.solve_triangular(upper, b.unsqueeze(-1), upper=True).squeeze(-1)
 
     @staticmethod
+    def concatenate(arrays):
+        """The arrays joined along the first (batch) axis."""
+        return torch.cat(list(arrays), dim=0)
+
+    @staticmethod
     def take_rows(path, index):
         """path[index[b], b] for a path of shape (steps, batch, ...)."""
         return path[index, torch.arange(path.shape[1], device=path.device)]
@@ -202,12 +220,17 @@ class TorchOps:
 
     @staticmethod
     def solve_ode(field: Callable, args, y0, t_start: float, t_end: float, *, rtol: float, atol: float,
-                  method: Optional[str] = None, options: Optional[dict] = None):
-        """(y(t_end), NFE) by ``torchdiffeq.odeint`` (dopri5 by default); an adaptive solver lands
-        exactly on t_end (``step_t``) instead of stepping past it and interpolating back."""
+                  method: Optional[str] = None, steps: Optional[int] = None, options: Optional[dict] = None):
+        """(y(t_end), NFE) by ``torchdiffeq.odeint`` with ``method`` (dopri5 by default). An adaptive
+        solver steps by rtol / atol (``steps`` ignored) and lands exactly on t_end (``step_t``)
+        instead of stepping past it and interpolating back; a fixed-step one takes ``steps`` equal
+        steps (or torchdiffeq's own ``step_size`` / ``grid_constructor`` option). NFE: the calls made."""
         import torchdiffeq
 
         method = method or "dopri5"
+        if method not in ODE_METHODS:
+            raise ValueError(f"the torch backend's ODE solvers are torchdiffeq's {', '.join(ODE_METHODS)}; "
+                             f"got {method!r}")
         calls = [0]
 
         def rhs(t, y):
@@ -219,6 +242,14 @@ class TorchOps:
         options = dict(options or {})
         if method in ADAPTIVE_METHODS:
             options.setdefault("step_t", ts[-1:])
+        elif method in FIXED_STEP_METHODS:
+            own = "step_size" in options or "grid_constructor" in options
+            if steps is not None and own:
+                raise ValueError("pass steps= / dt= or the option step_size / grid_constructor, not both")
+            if steps is None and not own:
+                raise ValueError(f"the fixed-step ODE solver {method!r} needs its steps: pass steps= or dt=")
+            if steps is not None:
+                options["grid_constructor"] = functools.partial(uniform_grid, steps=int(steps))
         out = torchdiffeq.odeint(rhs, y0, ts, rtol=rtol, atol=atol, method=method, options=options)
         end = tuple(o[-1] for o in out) if isinstance(y0, tuple) else out[-1]
         return end, calls[0]
@@ -260,6 +291,14 @@ class TorchOps:
     @staticmethod
     def to_numpy(x):
         return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+
+    @staticmethod
+    def net_device(net):
+        """The device of the net's first parameter or buffer (None for a plain callable)."""
+        if isinstance(net, torch.nn.Module):
+            for tensor in (*net.parameters(), *net.buffers()):
+                return tensor.device
+        return None
 
     @staticmethod
     def eval_net(net):

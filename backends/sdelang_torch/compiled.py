@@ -263,14 +263,17 @@ class CompiledModule(nn.Module):
         return losses.dsm_loss(self, x0, t_min=t_min, weighting=weighting, seed=seed)
 
     # ------------------------------------------------------------------ likelihood
-    def log_prob(self, x: torch.Tensor, exact: bool = True, rtol: float = ODE_RTOL, atol: float = ODE_ATOL,
-                 t_min: float = T_MIN, prior: Optional[Callable] = None, method: str = "dopri5",
-                 seed: int = 0) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor, exact: Optional[bool] = None, rtol: float = ODE_RTOL, atol: float = ODE_ATOL,
+                 t_min: float = T_MIN, prior: Optional[Callable] = None, method: Optional[str] = None,
+                 seed: int = 0, *, solver: Optional[str] = None, steps: Optional[int] = None,
+                 dt: Optional[float] = None) -> torch.Tensor:
         """log p_{t0 + t_min}(x) through the probability-flow ODE, shape (batch,)
         (:func:`sdelang.score.likelihood.log_prob`): ``prior`` (a log-density at t1) defaults to
-        the spec's prior; ∇·v exact, or Hutchinson with a fixed Rademacher ε from ``seed``."""
+        the spec's prior; ∇·v exact, or Hutchinson with a fixed Rademacher ε from ``seed``
+        (``exact=None``: exact up to 16 dimensions); ``solver`` (torchdiffeq's method, dopri5 by
+        default; ``method`` is its older alias) with ``steps`` / ``dt`` for a fixed-step one."""
         return likelihood.log_prob(self, x, exact=exact, rtol=rtol, atol=atol, t_min=t_min, prior=prior,
-                                   method=method, seed=seed)
+                                   method=method, seed=seed, solver=solver, steps=steps, dt=dt)
 
 
 class CompiledSDE(CompiledModule):

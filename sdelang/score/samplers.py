@@ -122,7 +122,7 @@ def sample_ode(module, n: int, *, rtol: float = ODE_RTOL, atol: float = ODE_ATOL
     (``method`` is its older alias). torch: a torchdiffeq method, adaptive "dopri5" (the default),
     "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5", or fixed-step "euler", "midpoint",
     "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams"; JAX: a diffrax solver, adaptive
-    "tsit5" (the default), "dopri5", "dopri8", "bosh3", or fixed-step "euler", "heun", "midpoint",
+    "tsit5" (the default), "dopri5", "dopri8", or fixed-step "euler", "heun", "midpoint",
     "ralston", "rk4". Adaptive solvers step by ``rtol`` / ``atol`` and ignore ``steps`` / ``dt``;
     fixed-step ones need ``steps`` equal steps or a step size ``dt`` (then ceil(span / dt) equal
     steps). ``options``: the backend solver's own (torchdiffeq options; JAX: ``max_steps``).

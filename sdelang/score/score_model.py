@@ -364,6 +364,7 @@ class ScoreModel:
         if isinstance(bits, bool) or int(bits) != bits or bits < 1:
             raise ValueError(f"bits must be a positive integer, got {bits!r}")
         bits = int(bits)
+        x = self.ops.asarray(x, dtype=self.dtype, device=self.device)
         levels = 2 ** bits - 1
         scaled = (np.asarray(self.ops.to_numpy(x), dtype=np.float64) + 1.0) * (levels / 2)
         k = np.rint(scaled)
