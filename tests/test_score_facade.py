@@ -77,10 +77,12 @@ def test_unknown_options_are_type_errors_naming_them_and_the_accepted_ones(backe
     B = backend
     model = B.lib.ScoreModel(sb.EXAMPLES / "vp.sde", hidden=8, depth=1)
     data = np.random.default_rng(1).normal(size=(64, 2)).astype(np.float32)
-    with pytest.raises(TypeError, match=r"^ScoreModel\.fit\(\) got an unexpected keyword argument 'grad_clip'.*"
+    with pytest.raises(TypeError, match=r"^ScoreModel\.fit\(\) got an unexpected keyword argument 'grad_clipping'.*"
                                         r"batch_size.*ema_decay"):
-        model.fit(data, steps=1, grad_clip=5.0, progress=False)
+        model.fit(data, steps=1, grad_clipping=5.0, progress=False)
     assert model.trainer is None                           # refused before any training
+    model.fit(data, steps=1, grad_clip=5.0, progress=False)   # a trainer option, forwarded
+    assert model.trainer.config["grad_clip"] == 5.0
     x = data[:4]
     cases = [
         (lambda: model.sample(4, "em", steps=2, snr=0.1), "sample", "snr", "denoise"),
@@ -97,6 +99,20 @@ def test_unknown_options_are_type_errors_naming_them_and_the_accepted_ones(backe
         model.bits_per_dim(x, dequantise=True)
     with pytest.raises(TypeError, match=r"unexpected keyword arguments 'a', 'b'"):
         model.log_prob(x, a=1, b=2)
+
+
+def test_the_conditional_keywords_of_the_contract_are_accepted_at_their_defaults(backend):
+    """DESIGN 4b: ScoreModel(num_classes=None), fit(labels=None), sample(labels=None, guidance=0.0);
+    other values are not built yet and say so."""
+    B = backend
+    model = B.lib.ScoreModel(sb.EXAMPLES / "vp.sde", hidden=8, depth=1, num_classes=None)
+    data = np.random.default_rng(1).normal(size=(32, 2)).astype(np.float32)
+    model.fit(data, steps=1, labels=None, progress=False)
+    assert B.to_numpy(model.sample(4, "ddim", steps=2, labels=None, guidance=0.0).samples).shape == (4, 2)
+    with pytest.raises(NotImplementedError, match="class-conditional"):
+        model.sample(4, "ddim", steps=2, guidance=1.0)
+    with pytest.raises(NotImplementedError, match="class-conditional"):
+        B.lib.ScoreModel(sb.EXAMPLES / "vp.sde", hidden=8, depth=1, num_classes=3)
 
 
 def test_every_option_that_worked_still_reaches_its_sampler_loss_or_solver(backend):

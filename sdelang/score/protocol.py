@@ -97,6 +97,8 @@ class ArrayOps(Protocol):
     def norm_rows(self, x: Array) -> Array:
         """‖x_b‖₂ per batch row b."""
     def where(self, condition, a, b): ...
+    def concatenate(self, arrays) -> Array:
+        """The arrays joined along the first (batch) axis."""
     def full(self, shape, value, like: Array) -> Array: ...
     def zeros(self, shape, like: Array) -> Array: ...
     def arange(self, count: int, like: Array) -> Array: ...
@@ -129,8 +131,10 @@ class ArrayOps(Protocol):
     def fori(self, body: Callable, carry, steps: int):
         """carry ← body(i, carry) for i = 0..steps-1 (JAX: ``lax.scan``; torch: a Python loop)."""
     def solve_ode(self, field: Callable, args, y0, t_start: float, t_end: float, *, rtol: float,
-                  atol: float, method: Optional[str] = None, options: Optional[dict] = None) -> Tuple[Any, int]:
-        """(y(t_end), NFE) for dy/dt = field(t, y, args) with an adaptive solver."""
+                  atol: float, method: Optional[str] = None, steps: Optional[int] = None,
+                  options: Optional[dict] = None) -> Tuple[Any, int]:
+        """(y(t_end), NFE) for dy/dt = field(t, y, args) with the solver ``method`` (the backend's
+        adaptive default when None; a fixed-step one takes ``steps`` equal steps)."""
     def no_grad(self):
         """A context in which no gradient graph is recorded."""
     def threads(self, numel: int):
@@ -143,6 +147,8 @@ class ArrayOps(Protocol):
     def is_preconditioned(self, net) -> bool: ...
     def with_data_std(self, net, value: float): ...
     def cast_net(self, net, dtype, device=None): ...
+    def net_device(self, net):
+        """Where the net's parameters live (None for a plain callable or a framework without devices)."""
     def eval_net(self, net): ...
     def training_state(self, module, net, config: dict):
         """The backend's trainer state: ``net``, ``stream``, ``as_data(data)``, ``run(data, k)`` (k

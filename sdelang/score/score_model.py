@@ -109,6 +109,11 @@ def compiled_module(spec, params: dict, backend: Optional[str]):
     raise TypeError(f"expected a .sde path, a sdelang Model or a compiled module, got {type(spec).__name__}")
 
 
+#: Class-conditional models (num_classes=, labels=, guidance=) are issue 14's point 5, not built yet.
+CONDITIONAL = ("class-conditional score models (num_classes=, labels=, guidance=) are not implemented yet; "
+               "leave them at None / 0.0")
+
+
 class ScoreModel:
     """A score network for ``spec``'s SDE: ``fit`` (score matching), ``sample`` (EM / PC / ODE /
     few-step), ``log_prob`` (nats) and ``bits_per_dim``. ``net=None`` builds the backend's
@@ -127,7 +132,10 @@ class ScoreModel:
 
     def __init__(self, spec, net=None, *, backend: Optional[str] = None, loss: str = "dsm",
                  weighting: Optional[str] = None, t_min: float = T_MIN, precondition: Union[str, bool] = "auto",
-                 hidden: int = 128, depth: int = 3, seed: int = 0, dtype=None, device=None, **params):
+                 hidden: int = 128, depth: int = 3, seed: int = 0, dtype=None, device=None,
+                 num_classes: Optional[int] = None, **params):
+        if num_classes is not None:
+            raise NotImplementedError(CONDITIONAL)
         self._from_module = hasattr(spec, "ops") and hasattr(spec, "drift_fn")
         self.module = compiled_module(spec, params, backend or self.backend).with_score(None)
         self.ops = self.module.ops
@@ -211,7 +219,7 @@ class ScoreModel:
     # ---------------------------------------------------------------- training
     def fit(self, data, steps: int = 2000, *, batch_size: int = 256, lr: float = 2e-3, ema_decay: float = 0.999,
             seed: int = 0, checkpoint=None, checkpoint_every: int = 500, progress: bool = True,
-            resume: bool = True, **loss_options) -> "ScoreModel":
+            resume: bool = True, grad_clip: Optional[float] = 1.0, labels=None, **loss_options) -> "ScoreModel":
         """Train until ``steps`` total steps (resuming from ``checkpoint`` when it exists) on ``data`` of
         shape (N, *shape) (flattened to (N, d); ``shape`` is remembered for ``sample``).
         ``loss_options``: the loss's own keywords (ssm: ``projection``, ``sim_steps``,
@@ -221,14 +229,16 @@ class ScoreModel:
         extra = keywords(LOSSES[loss], exclude=("module", "x0", *TRAINER_SET)) if loss in LOSSES else []
         reject_unknown("ScoreModel.fit", loss_options, own + extra,
                        f"the loss {loss!r} adds {', '.join(extra)}" if extra else f"the loss {loss!r} has no options")
+        if labels is not None:
+            raise NotImplementedError(CONDITIONAL)
         data, shape = self._flatten(data, "data")
         if self.trainer is None:
             net = self.initial_net
             if self.ops.is_preconditioned(net):
                 net = self.ops.with_data_std(net, float(np.std(self.ops.to_numpy(data))))
             self.trainer = ScoreTrainer(self.module, net, loss=self.loss, weighting=self.weighting, t_min=self.t_min,
-                                        lr=lr, batch_size=batch_size, ema_decay=ema_decay, seed=seed,
-                                        loss_options=loss_options)
+                                        lr=lr, batch_size=batch_size, ema_decay=ema_decay, grad_clip=grad_clip,
+                                        seed=seed, loss_options=loss_options)
         self.trainer.fit(data, steps, progress=progress, checkpoint=checkpoint,
                          checkpoint_every=checkpoint_every, resume=resume)
         self.shape = shape
@@ -265,7 +275,8 @@ class ScoreModel:
 
     # ---------------------------------------------------------------- sampling and likelihood
     def sample(self, n: int, method: str = "em", steps: Optional[int] = None, *, seed=0, use_ema: bool = True,
-               batch_size: Optional[int] = None, progress: bool = True, **options) -> SampleResult:
+               batch_size: Optional[int] = None, progress: bool = True, labels=None, guidance: float = 0.0,
+               **options) -> SampleResult:
         """n samples at t0 + t_min by ``method`` (:func:`sdelang.score.samplers.sample`: "em", "pc",
         "ode", "ddim", "dpm-solver", "dpm-solver++", "deis", "heun", "ancestral"), shape (n, *shape)
         once fitted ((n, d) before). ``steps`` defaults to the method's own (500 for em/pc, 20 for
@@ -280,9 +291,11 @@ class ScoreModel:
         call is reproducible; the samples are concatenated in order and ``nfe`` is one chunk's (the
         largest, for an adaptive ODE solver, whose chunks may step differently). A tqdm bar shows
         the chunks when there is more than one (``progress=False``: none)."""
+        if labels is not None or guidance:
+            raise NotImplementedError(CONDITIONAL)
         accepted = [name for name in sampler_options(method) if name not in SAMPLE_SET]
-        reject_unknown("ScoreModel.sample", options, accepted + ["steps", "seed", "use_ema", "batch_size", "progress"],
-                       f"for method {method!r}")
+        reject_unknown("ScoreModel.sample", options, accepted + ["steps", "seed", "use_ema", "batch_size", "progress",
+                                                                 "labels", "guidance"], f"for method {method!r}")
         if method != "ode":
             options["steps"] = default_steps(method) if steps is None else steps
         elif steps is not None:
