@@ -39,7 +39,7 @@ def check(m, *, states, brownians, noise_type, drift, diffusion, calculus="ito",
 def test_every_example_is_covered():
     covered = {
         "ou", "gbm", "cir", "heston", "langevin_double_well", "langevin_banana", "langevin_precond",
-        "vp", "ve", "subvp", "stratonovich_gbm", "neural_ode", "cld",
+        "vp", "ve", "subvp", "stratonovich_gbm", "neural_ode", "cld", "cld2d",
     }
     assert {p.stem for p in EXAMPLES.glob("*.sde")} == covered
 
@@ -184,6 +184,17 @@ def test_cld():
         ("x", Distribution("normal", Integer(0), Integer(1))),
         ("v", Distribution("normal", Integer(0), sqrt(M))),
     )
+
+
+def test_cld2d():
+    """CLD on 2-D data: cld.sde's dynamics for each of two (position, velocity) pairs."""
+    x1, x2, v1, v2 = S("x1"), S("x2"), S("v1"), S("v2")
+    M, Gamma, beta = S("M"), S("Gamma"), S("beta")
+    m = load("cld2d.sde")
+    check(m, states="x1 x2 v1 v2", brownians="W1 W2", noise_type="additive",
+          drift=[v1 * beta / M, v2 * beta / M, -x1 * beta - Gamma * v1 * beta / M, -x2 * beta - Gamma * v2 * beta / M],
+          diffusion=[[0, 0], [0, 0], [sqrt(2 * Gamma * beta), 0], [0, sqrt(2 * Gamma * beta)]])
+    assert m.param_values == load("cld.sde").param_values
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.sde")), ids=lambda p: p.name)
