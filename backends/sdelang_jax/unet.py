@@ -7,28 +7,8 @@ are vmapped over the batch. Used only when a user asks for it (``score=UNet((1, 
 nothing is attached implicitly. The torch backend's ``UNet`` is the same function with the same
 parameters under the same names (tests/test_score_unet.py copies one into the other).
 
-With c_l = channels · channel_mults[l] (level l = 0..L-1, L = len(channel_mults)), K = frequencies
-and E = embed_dim (default 4 · channels):
-
-- time embedding: φ(t) = [sin(ω_k t), cos(ω_k t)]_{k=1..K}, ω_k = π k
-  (:func:`sdelang.score.time_features.fourier_frequencies`, the features of ``ScoreMLP``);
-  e = time2(SiLU(time1(φ(t)))) with Linear layers 2K -> E -> E;
-- ResBlock(a -> b): h = conv1(SiLU(norm1(x))) + temb(SiLU(e))[:, None, None];
-  out = conv2(SiLU(norm2(h))) + skip(x), with GroupNorm(groups) norms, 3×3 convs (padding 1),
-  temb a Linear E -> b, and skip a 1×1 conv when a ≠ b (the identity otherwise);
-- stem: a 3×3 conv C -> channels;
-- down path, level l: ``blocks`` ResBlocks (to c_l), their output kept as the level's skip, then
-  (l < L-1) a strided 3×3 conv (stride 2, padding 1, c_l -> c_l) halving H and W;
-- middle: one ResBlock c_{L-1} -> c_{L-1} at the coarsest resolution;
-- up path, level l = L-1..0: the level's skip concatenated on channels, ``blocks`` ResBlocks
-  (the first from c_prev + c_l, then c_l -> c_l), then (l > 0) nearest ×2 upsampling and a 3×3
-  conv c_l -> c_l;
-- head: conv3×3(SiLU(GroupNorm(c_0))) to C channels; its conv starts at zero, so a fresh net
-  returns 0 everywhere (training moves it).
-
-H and W must be divisible by 2^(L-1) (else ValueError), and channels by groups (every GroupNorm
-then sees a multiple of groups). The parameters are float32 unless ``dtype`` says otherwise; x is
-cast to the parameters' dtype and the result back to x's. Initialisation (the same distribution in
+The architecture, the same in both backends, is in :mod:`sdelang.score.unet_settings`. The
+parameters are float32 unless ``dtype`` says otherwise; x is cast to the parameters' dtype and the result back to x's. Initialisation (the same distribution in
 both backends): Linear and conv weights and biases ~ U(-1/√fan_in, 1/√fan_in), GroupNorm scale 1
 and shift 0, the head conv 0; the uniforms cut from one draw of ``key``.
 """

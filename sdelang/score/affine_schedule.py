@@ -16,6 +16,7 @@ refined by Newton steps: λ decreases strictly on (t0, t1] for every diffusion t
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,6 +143,17 @@ class AffineSchedule:
         log(t - t0) (one kernel call), inverted by interpolation in that table, then refined by
         NEWTON_STEPS secant-Newton steps in u = log(t - t0) (λ is smooth and monotone in u)."""
         lams = np.asarray(lams, dtype=np.float64)
+        u_table, lam_table = self._log_snr_table
+        flat = lams.ravel()
+        u = np.interp(-flat, -lam_table, u_table)
+        slope = np.interp(u, u_table[1:-1], np.gradient(lam_table, u_table)[1:-1])
+        for _ in range(NEWTON_STEPS):
+            u = np.clip(u - (self.reference_log_snr(self.t0 + np.exp(u)) - flat) / slope, u_table[0], u_table[-1])
+        return np.minimum(self.t0 + np.exp(u), self.t1).reshape(lams.shape)
+
+    @functools.cached_property
+    def _log_snr_table(self):
+        """(u, λ) at TABLE_POINTS times uniform in u = log(t - t0), computed once per schedule."""
         span = self.t1 - self.t0
         u_table = np.linspace(np.log(1e-10 * span), np.log(span), TABLE_POINTS)
         with np.errstate(all="ignore"):
@@ -152,12 +164,7 @@ class AffineSchedule:
             raise ValueError("the log-SNR λ(t) of this model is not decreasing in t: no log-SNR time grid")
         if len(bad):
             u_table, lam_table = u_table[bad[-1] + 1:], lam_table[bad[-1] + 1:]
-        flat = lams.ravel()
-        u = np.interp(-flat, -lam_table, u_table)
-        slope = np.interp(u, u_table[1:-1], np.gradient(lam_table, u_table)[1:-1])
-        for _ in range(NEWTON_STEPS):
-            u = np.clip(u - (self.reference_log_snr(self.t0 + np.exp(u)) - flat) / slope, u_table[0], u_table[-1])
-        return np.minimum(self.t0 + np.exp(u), self.t1).reshape(lams.shape)
+        return u_table, lam_table
 
     def require_diagonal(self, what: str) -> None:
         if not self.diagonal:

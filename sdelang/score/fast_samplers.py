@@ -33,8 +33,8 @@ DEFAULT_ORDER = {"ddim": 1, "dpm-solver": 3, "dpm-solver++": 2, "deis": 3, "heun
 #: sub-VP and VE with the exact score of eight Gaussians (energy distance; measured for issue 13).
 DEFAULT_GRID = {"ddim": "uniform", "dpm-solver": "quadratic", "dpm-solver++": "quadratic", "deis": "log-snr",
                 "heun": "uniform", "ancestral": "quadratic"}
-#: On a coupled kernel: "quadratic" for every method (CLD, trained nets, energy distance at NFE 10:
-#: ancestral 0.052 against 0.087 on the volume log-SNR grid, heun 0.072 against 0.23).
+#: On a coupled kernel: "quadratic" for every method (it beat the volume log-SNR grid for every
+#: method on CLD with trained nets at NFE 10; benchmarks/results/sampler_quality.md has the result).
 COUPLED_GRID = "quadratic"
 
 

@@ -1,6 +1,28 @@
-"""The checks of a U-Net's settings, shared by both backends' ``UNet``: (C, H, W) of positive sizes,
-positive channel multipliers and blocks, channels a multiple of the GroupNorm groups, and H, W
-divisible by 2^(levels - 1) so that every downsampling halves them exactly."""
+"""The U-Net that both backends build as ``UNet`` (``sdelang_torch.unet``, ``sdelang_jax.unet``),
+and the checks of its settings.
+
+With c_l = channels · channel_mults[l] (level l = 0..L-1, L = len(channel_mults)), K = frequencies
+and E = embed_dim (default 4 · channels):
+
+- time embedding: φ(t) = [sin(ω_k t), cos(ω_k t)]_{k=1..K}, ω_k = π k
+  (:func:`sdelang.score.time_features.fourier_frequencies`, the features of ``ScoreMLP``);
+  e = time2(SiLU(time1(φ(t)))) with Linear layers 2K -> E -> E;
+- ResBlock(a -> b): h = conv1(SiLU(norm1(x))) + temb(SiLU(e))[:, None, None];
+  out = conv2(SiLU(norm2(h))) + skip(x), with GroupNorm(groups) norms, 3×3 convs (padding 1),
+  temb a Linear E -> b, and skip a 1×1 conv when a ≠ b (the identity otherwise);
+- stem: a 3×3 conv C -> channels;
+- down path, level l: ``blocks`` ResBlocks (to c_l), their output kept as the level's skip, then
+  (l < L-1) a strided 3×3 conv (stride 2, padding 1, c_l -> c_l) halving H and W;
+- middle: one ResBlock c_{L-1} -> c_{L-1} at the coarsest resolution;
+- up path, level l = L-1..0: the level's skip concatenated on channels, ``blocks`` ResBlocks
+  (the first from c_prev + c_l, then c_l -> c_l), then (l > 0) nearest ×2 upsampling and a 3×3
+  conv c_l -> c_l;
+- head: conv3×3(SiLU(GroupNorm(c_0))) to C channels; its conv starts at zero, so a fresh net
+  returns 0 everywhere (training moves it).
+
+H and W must be divisible by 2^(L-1) (else ValueError), and channels by groups (every GroupNorm
+then sees a multiple of groups).
+"""
 from __future__ import annotations
 
 from typing import Tuple
