@@ -3,7 +3,8 @@
 Symbolically, for every ``assert stationary p`` (and every ``--density p``) the density is plugged
 into the Kolmogorov forward equation, ∂p/∂t = -Σ ∂_i(f_i p) + ½ Σ ∂_i∂_j(D_ij p); p is stationary
 when the right-hand side vanishes identically (``Model.check_stationary``). With ``--numeric`` the
-claim is also tested by simulation (``sdelang.check.numeric.run_numeric_check``). Exit status 0
+claim is also tested by simulation (``sdelang.check.numeric.run_numeric_check``); a picture of
+the particles is written only when ``--plot [PATH]`` asks for one. Exit status 0
 when every claim holds, 1 when one fails or is undecided.
 """
 from __future__ import annotations
@@ -33,7 +34,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--numeric", action="store_true", help="also test stationarity by simulation")
     parser.add_argument("--backend", "-b", metavar="NAME",
                         help="backend for --numeric (torch or jax; default torch)")
-    parser.add_argument("--plot", metavar="PATH", help="with --numeric: save a diagnostic plot to PATH")
+    plot = parser.add_mutually_exclusive_group()
+    plot.add_argument("--plot", nargs="?", const=True, default=None, metavar="PATH",
+                      help="with --numeric: save a picture of the particles over p, before and after, "
+                           "to PATH (default SPEC.stationarity.png next to the spec; "
+                           "MODEL.stationarity.png for standard input). Without --plot no file is written")
+    plot.add_argument("--no-plot", dest="plot", action="store_false",
+                      help="with --numeric: write no picture (the default; overrides an earlier --plot)")
     parser.add_argument("--seed", type=int, metavar="N", help="with --numeric: random seed (default 0)")
     parser.set_defaults(run=run)
     return parser
@@ -83,12 +90,25 @@ def numeric_checker():
     return module.run_numeric_check
 
 
+def plot_request(args: argparse.Namespace, model: Model):
+    """What ``run_numeric_check(plot=...)`` gets: False (no picture: the default, and --no-plot),
+    a path (--plot PATH), or for a bare --plot ``SPEC.stationarity.png`` next to the spec
+    (``MODEL.stationarity.png`` in the working directory when the spec came from standard input)."""
+    if args.plot is None or args.plot is False:
+        return False
+    if args.plot is True:
+        if args.spec == "-":
+            return f"{model.name}.stationarity.png"
+        return f"{args.spec}.stationarity.png"
+    return args.plot
+
+
 def check_numeric(model: Model, name: str, args: argparse.Namespace, out) -> bool:
     result = numeric_checker()(
         model, name,
         backend=args.backend or "torch",
         seed=0 if args.seed is None else args.seed,
-        plot=args.plot,
+        plot=plot_request(args, model),
     )
     holds = bool(result.passed)
     out.write(f"stationary {name} (numeric): {_verdict(holds)}\n")
@@ -98,10 +118,11 @@ def check_numeric(model: Model, name: str, args: argparse.Namespace, out) -> boo
 
 def run(args: argparse.Namespace, out) -> int:
     if not args.numeric:
-        given = [flag for flag, value in (("--backend", args.backend), ("--plot", args.plot),
+        given = [flag for flag, value in (("--backend", args.backend), ("--plot", args.plot or None),
                                           ("--seed", args.seed)) if value is not None]
         if given:
-            raise UsageError(f"{', '.join(given)} only apply with --numeric")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(f"{' and '.join(given)} {verb} only with --numeric")
     model = load_model(args)
     names = stationary_claims(model, args.density)
     if args.numeric:

@@ -11,7 +11,8 @@ import argparse
 import sympy
 
 from ..model.model import Model
-from ..printers import to_latex, to_sde, to_text
+from ..printers import equation_text, to_latex, to_sde, to_text
+from ..printers.equation import latex
 from ..printers.expression import SdeExpressionPrinter
 from .common import UsageError, add_spec_arguments, load_model, require_density
 
@@ -61,6 +62,10 @@ def derived_model(model: Model, args: argparse.Namespace) -> Model:
         model = model.to_ito()
     elif args.to == "stratonovich":
         model = model.to_stratonovich()
+    if args.to is not None and model.is_ode and model.calculus != "ito":
+        # An ODE has no noise, so no calculus: its Itô and Stratonovich forms are the same
+        # equation, and `calculus stratonovich` in its text would only mislead.
+        model = model.replace(calculus="ito")
     return model
 
 
@@ -72,18 +77,17 @@ def format_model(model: Model, fmt: str) -> str:
     return to_sde(model)
 
 
-def format_equation(equation: sympy.Eq, fmt: str) -> str:
-    """A PDE such as the KFP: LaTeX, or ``lhs = rhs`` in SymPy's notation."""
-    if fmt == "latex":
-        return sympy.latex(equation) + "\n"
-    return f"{sympy.sstr(equation.lhs)} = {sympy.sstr(equation.rhs)}\n"
+def format_equation(model: Model, equation: sympy.Eq, fmt: str) -> str:
+    """A PDE such as the KFP, ``∂p/∂t = rhs``: the right side in the `.sde` expression language
+    (``grad(p)``, ``^``), readable text (``∂²p/∂x²``) or LaTeX (:mod:`sdelang.printers.equation`)."""
+    return equation_text(model, equation, fmt) + "\n"
 
 
 def format_density(model: Model, p: sympy.Expr, fmt: str) -> str:
     """The stationary density: a `.sde` density statement, LaTeX, or ``p(x, y) ∝ ...``."""
     states = ", ".join(s.name for s in model.states)
     if fmt == "latex":
-        return rf"p({states}) \propto {sympy.latex(p)}" + "\n"
+        return rf"p({states}) \propto {latex(p)}" + "\n"
     if fmt == "text":
         return f"p({states}) ∝ {sympy.sstr(p)}\n"
     printer = SdeExpressionPrinter(states=model.states, symbols=set(model.states) | set(model.params))
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace, out) -> int:
         out.write(format_density(model, model.stationary_density(), args.format))
         return 0
     if args.kfp:
-        out.write(format_equation(model.kfp(), args.format))
+        out.write(format_equation(model, model.kfp(), args.format))
     else:
         out.write(format_model(model, args.format))
     return 0

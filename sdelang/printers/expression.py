@@ -212,3 +212,35 @@ class SdeExpressionPrinter(StrPrinter):
 def sde_expression(expr, **settings) -> str:
     """``expr`` as `.sde` text (see :class:`SdeExpressionPrinter` for the settings)."""
     return SdeExpressionPrinter(**settings).doprint(sympy.sympify(expr))
+
+
+#: Coefficients with more operations than this are printed as they are (tidying is for display and
+#: must stay cheap); ``factor`` is tried only below the smaller bound.
+_TIDY_MAX_OPS, _FACTOR_MAX_OPS = 400, 80
+
+
+def tidy(expr):
+    """The shortest of a few equal forms of ``expr`` (as it is, expanded, with common factors
+    pulled out, factored), by operation count: ``rho^2*v*xi^2/2 + v*xi^2*(1 - rho^2)/2`` prints as
+    ``v*xi^2/2``. For display only (the printed text parses back to an equal expression); large
+    expressions are left alone. Ties keep ``expr`` as written."""
+    expr = sympy.sympify(expr)
+    if not isinstance(expr, sympy.Expr) or expr.is_Atom:
+        return expr
+    ops = sympy.count_ops(expr)
+    if ops > _TIDY_MAX_OPS:
+        return expr
+    best, best_key = expr, (ops, len(sympy.sstr(expr)))
+    candidates = []
+    try:
+        expanded = sympy.expand(expr)
+        candidates += [expanded, sympy.factor_terms(expanded)]
+        if ops <= _FACTOR_MAX_OPS and not expr.has(sympy.Float):
+            candidates.append(sympy.factor(expr))
+    except Exception:  # a form SymPy cannot build is simply not a candidate
+        pass
+    for candidate in candidates:
+        key = (sympy.count_ops(candidate), len(sympy.sstr(candidate)))
+        if key < best_key:
+            best, best_key = candidate, key
+    return best

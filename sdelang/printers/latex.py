@@ -5,8 +5,9 @@ r"""A Model in LaTeX: its equations aligned, its parameters listed (math mode, n
     &\theta = 1.0 \in (0, \infty),\quad \mu = 0.0
     \end{aligned}
 
-Stratonovich differentials are written ``\circ\,\mathrm{d}W``; networks print through
-``NetOutput._latex`` as ``\mathrm{score}\left(x, t\right)_{0}``.
+Stratonovich differentials are written ``\circ\,\mathrm{d}W``; networks print as
+``\operatorname{score}\left(x, t\right)`` (with ``_{k}`` for output k where the model has several
+states; :class:`sdelang.printers.equation.SdeLatexPrinter`).
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import sympy
 
 from ..model.model import Model
 from ..model.parts import Interval, Param
+from .equation import latex
+from .expression import tidy
 
 
 def _latex(expr) -> str:
-    return sympy.latex(expr)
+    return latex(expr)
 
 
 def coefficient_latex(expr) -> str:
@@ -44,12 +47,12 @@ def _differential(symbol: sympy.Symbol) -> str:
 def equation_latex(model: Model, i: int) -> str:
     r"""``\mathrm{d}x &= (f)\,\mathrm{d}t + (g)\,\mathrm{d}W`` for state ``i`` (with ``&`` for aligned)."""
     terms: List[str] = []
-    drift = model.drift_matrix[i, 0]
+    drift = tidy(model.drift_matrix[i, 0])
     if drift != 0:
         terms.append(term_latex(drift, _differential(model.time)))
     circle = r"\circ\," if model.calculus == "stratonovich" else ""
     for j, w in enumerate(model.brownians):
-        g = model.diffusion_matrix[i, j]
+        g = tidy(model.diffusion_matrix[i, j])
         if g != 0:
             terms.append(term_latex(g, circle + _differential(w)))
     if not terms:

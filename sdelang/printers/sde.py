@@ -14,7 +14,7 @@ import sympy
 
 from ..model.model import Model
 from ..model.parts import Distribution, Interval, Param
-from .expression import SdeExpressionPrinter
+from .expression import SdeExpressionPrinter, tidy
 
 _INDENT = "    "
 
@@ -116,11 +116,11 @@ def _equation_line(model: Model, i: int, printer: SdeExpressionPrinter) -> str:
     """``dx = (f) dt + (g1) dW1 + ...`` with the nonzero terms; ``dx = 0 dt`` when all vanish."""
     state = model.states[i]
     terms = []
-    drift = model.drift_matrix[i, 0]
+    drift = tidy(model.drift_matrix[i, 0])
     if drift != 0:
         terms.append(term_text(drift, f"d{model.time.name}", printer))
     for j, brownian in enumerate(model.brownians):
-        g = model.diffusion_matrix[i, j]
+        g = tidy(model.diffusion_matrix[i, j])
         if g != 0:
             terms.append(term_text(g, f"d{brownian.name}", printer))
     if not terms:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import List, Tuple
 
 from ..model.model import Model
-from .expression import SdeExpressionPrinter
+from .expression import SdeExpressionPrinter, tidy
 from .sde import coefficient_text, distribution_text, param_text, term_text
 
 _LABEL_WIDTH = 11
@@ -66,10 +66,10 @@ def to_text(model: Model) -> str:
 def _equation(model: Model, i: int, printer) -> str:
     terms = []
     if model.drift_matrix[i, 0] != 0 or model.is_ode:
-        terms.append(term_text(model.drift_matrix[i, 0], f"d{model.time.name}", printer))
+        terms.append(term_text(tidy(model.drift_matrix[i, 0]), f"d{model.time.name}", printer))
     stratonovich = model.calculus == "stratonovich"
     for j, w in enumerate(model.brownians):
-        g = model.diffusion_matrix[i, j]
+        g = tidy(model.diffusion_matrix[i, j])
         if g == 0:
             continue
         if stratonovich:  # G ∘ dW, with the coefficient always written
