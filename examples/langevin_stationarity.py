@@ -1,12 +1,17 @@
 """Check every ``examples/langevin_*.sde`` for stationarity, symbolically and by simulation.
 
-For each spec and backend: the symbolic verdict (``model.check_stationary``: the KFP right-hand
-side at p is identically zero) and the numeric one (``sdelang.check.numeric.run_numeric_check``:
-particles drawn from p, simulated for several relaxation times, compared with fresh draws of p).
+For each spec: the symbolic verdict (``model.check_stationary``: the Kolmogorov forward equation's
+right-hand side at p simplifies to zero, a proof), then for each backend the numeric one
+(``sdelang.check.numeric.run_numeric_check``: particles drawn from p, simulated for several
+relaxation times, compared with fresh draws of p; a test, which can only fail to reject).
 
-    python examples/langevin_stationarity.py [--backends torch jax] [--n 4000] [--markdown FILE]
+    python examples/langevin_stationarity.py [--backends torch jax] [--n 4000] [--seed 0]
+                                             [--figures DIR | --no-figures] [--markdown FILE]
 
-Prints a table; ``--markdown`` also writes it (and the plot's path) as a Markdown file.
+Progress goes to standard error, one line per finished check; the table, what its columns mean and
+the verdict to standard output. One picture per model (particles over p, before and after; first
+backend) is written to ``--figures`` (default ``./sdelang-figures``, created when needed). Exit
+status 0 when every density is proved stationary and no simulation rejects it, else 1.
 """
 from __future__ import annotations
 
@@ -17,11 +22,25 @@ import platform
 import sys
 import time
 
-import sdelang
-from sdelang.check.numeric import DEFAULT_N, run_numeric_check
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_FIGURES = "sdelang-figures"
 COLUMNS = ("model", "backend", "symbolic", "numeric", "KS min p", "energy p", "N", "dt", "T", "sampler", "seconds")
+
+#: One line per column: what the table's numbers are.
+COLUMN_NOTES = (
+    ("symbolic", "'holds': the Fokker–Planck residual of p simplifies to 0 (a proof); 'FAILS' otherwise"),
+    ("numeric", "'passed': no two-sample test rejects 'the simulated particles still follow p' at "
+                "family-wise α = 1e-3; 'FAILED': one does"),
+    ("KS min p", "smallest raw p-value of the Kolmogorov–Smirnov tests (each coordinate, Mahalanobis "
+                 "distance, random projections); small values are expected among many tests, the "
+                 "verdict uses Bonferroni-adjusted ones"),
+    ("energy p", "p-value of the energy-distance permutation test on the whole joint law"),
+    ("N", "particles simulated (compared with 4N fresh draws from p)"),
+    ("dt", "Euler–Maruyama step, the largest whose bias stays below a quarter of a standard error"),
+    ("T", "simulated time, about 5.5 relaxation times"),
+    ("sampler", "how the draws from p were made (exact, or a reference sampler not using the dynamics)"),
+    ("seconds", "wall time of the symbolic and the numeric check"),
+)
 
 
 def checked_density(model) -> str:
@@ -32,39 +51,112 @@ def checked_density(model) -> str:
     return model.densities[0].name
 
 
+def verdict(rows) -> str:
+    """``6 of 6 stationary: proved and not rejected by simulation`` (or which ones are not)."""
+    good = [r for r in rows if r[2] == "holds" and r[3] == "passed"]
+    line = f"{len(good)} of {len(rows)} stationary: proved and not rejected by simulation"
+    bad = [f"{r[0]} ({r[1]}): symbolic {r[2]}, numeric {r[3]}" for r in rows if r not in good]
+    return line if not bad else line + "; NOT: " + "; ".join(bad)
+
+
+def table(rows) -> str:
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(COLUMNS)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return "\n".join([line(COLUMNS)] + [line(row) for row in rows])
+
+
+def column_notes() -> str:
+    width = max(len(name) for name, _ in COLUMN_NOTES)
+    return "\n".join(f"  {name:<{width}}  {text}" for name, text in COLUMN_NOTES)
+
+
+class _Progress:
+    """A tqdm bar on standard error when it is a terminal; plain lines otherwise."""
+
+    def __init__(self, total: int):
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, unit="check", file=sys.stderr, leave=False)
+            except ImportError:  # pragma: no cover - tqdm is a dependency
+                pass
+
+    def describe(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(text)
+
+    def done(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+            self.bar.update(1)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["torch", "jax"])
-    parser.add_argument("--n", type=int, default=DEFAULT_N, help="simulated particles per check")
+    parser.add_argument("--n", type=int, default=None, help="simulated particles per check (default 4000)")
     parser.add_argument("--seed", type=int, default=0)
+    figures = parser.add_mutually_exclusive_group()
+    figures.add_argument("--figures", metavar="DIR", default=DEFAULT_FIGURES,
+                         help=f"folder for one picture per model (default ./{DEFAULT_FIGURES})")
+    figures.add_argument("--no-figures", dest="figures", action="store_const", const=None,
+                         help="write no pictures")
     parser.add_argument("--markdown", help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
 
-    rows, plot_path, all_ok = [], None, True
+    specs = sorted(glob.glob(os.path.join(HERE, "langevin_*.sde")))
+    total_checks = len(specs) * len(args.backends)
+    print(f"Checking {len(specs)} Langevin models × {len(args.backends)} backends ({', '.join(args.backends)}): "
+          "a symbolic proof, then a simulation per backend (a few seconds per check on an idle machine)...",
+          file=sys.stderr, flush=True)
+
+    import sdelang  # after the first line: importing SymPy and the backends takes a few seconds
+    from sdelang.check.numeric import DEFAULT_N, run_numeric_check
+
+    n = DEFAULT_N if args.n is None else args.n
+    if args.figures is not None:
+        os.makedirs(args.figures, exist_ok=True)
+    rows, figures_written = [], []
+    progress = _Progress(total_checks)
     began = time.perf_counter()
-    for spec in sorted(glob.glob(os.path.join(HERE, "langevin_*.sde"))):
-        model = sdelang.load(spec)
-        density = checked_density(model)
-        t0 = time.perf_counter()
-        symbolic = model.check_stationary(density)
-        symbolic_seconds = time.perf_counter() - t0
-        for k, backend in enumerate(args.backends):
-            plot = k == 0 and plot_path is None  # one picture: the first spec, first backend
-            r = run_numeric_check(model, density, backend=backend, seed=args.seed, plot=plot, n=args.n)
-            plot_path = plot_path or r.plot_path
-            all_ok &= bool(symbolic.holds) and r.passed
-            rows.append((model.name, backend, "holds" if symbolic.holds else "FAILS",
-                         "passed" if r.passed else "FAILED", f"{r.ks_min_p:.3g}", f"{r.energy_p:.3g}",
-                         str(r.n), f"{r.dt:.3g}", f"{r.horizon:.3g}", r.sampler,
-                         f"{r.elapsed + symbolic_seconds:.1f}"))
+    try:
+        for spec in specs:
+            model = sdelang.load(spec)
+            density = checked_density(model)
+            progress.describe(f"{model.name}: symbolic")
+            t0 = time.perf_counter()
+            symbolic = model.check_stationary(density)
+            symbolic_seconds = time.perf_counter() - t0
+            for k, backend in enumerate(args.backends):
+                progress.describe(f"{model.name}: {backend}")
+                plot = (os.path.join(args.figures, f"{model.name}.stationarity.png")
+                        if args.figures is not None and k == 0 else False)
+                r = run_numeric_check(model, density, backend=backend, seed=args.seed, plot=plot, n=n)
+                if r.plot_path:
+                    figures_written.append(r.plot_path)
+                row = (model.name, backend, "holds" if symbolic.holds else "FAILS",
+                       "passed" if r.passed else "FAILED", f"{r.ks_min_p:.3g}", f"{r.energy_p:.3g}",
+                       str(r.n), f"{r.dt:.3g}", f"{r.horizon:.3g}", r.sampler,
+                       f"{r.elapsed + symbolic_seconds:.1f}")
+                rows.append(row)
+                progress.done(f"[{len(rows)}/{total_checks}] {model.name} ({backend}): symbolic {row[2]}, "
+                              f"numeric {row[3]} ({row[-1]} s)")
+    finally:
+        progress.close()
     total = time.perf_counter() - began
 
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(COLUMNS)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))
-    print(line(COLUMNS))
-    for row in rows:
-        print(line(row))
-    print(f"\ntotal {total:.1f} s; plot: {plot_path}")
+    print(table(rows))
+    print("\nColumns:")
+    print(column_notes())
+    print(f"\nTotal {total:.1f} s. Figures: " + (", ".join(figures_written) if figures_written else "none"))
+    print(verdict(rows))
 
     if args.markdown:
         machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -75,8 +167,10 @@ def main(argv=None) -> int:
             fh.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
             for row in rows:
                 fh.write("| " + " | ".join(row) + " |\n")
-            fh.write(f"\nPlot (before/after over p): `{os.path.relpath(plot_path, os.path.dirname(HERE)) if plot_path else None}`\n")
-    return 0 if all_ok else 1
+            fh.write("\n" + "\n".join(f"- **{name}**: {text}" for name, text in COLUMN_NOTES) + "\n")
+            fh.write(f"\n{verdict(rows)}.\n")
+    ok = all(r[2] == "holds" and r[3] == "passed" for r in rows)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
