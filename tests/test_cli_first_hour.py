@@ -296,3 +296,8 @@ def test_main_job_figures_folder_is_an_option_and_a_failure_is_named(tmp_path, m
     assert not (tmp_path / "sdelang-figures").exists()
     assert out.rstrip().splitlines()[-1].startswith("2 of 3 stationary: proved and not rejected by simulation; "
                                                     "NOT: Banana (torch): symbolic holds, numeric FAILED")
+
+
+def test_stationary_density_as_text_uses_the_language_powers(capsys, spec):
+    code, out, _ = run(capsys, "derive", spec(OU), "--stationary", "--format", "text")
+    assert code == 0 and out.startswith("p(x) ∝ exp(") and "^2" in out and "**" not in out

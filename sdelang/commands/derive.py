@@ -2,7 +2,8 @@
 
 Order of operations: ``--reverse``/``--flow`` build the derived model, ``--to`` converts its
 calculus, ``--kfp`` prints the forward (Kolmogorov–Fokker–Planck) equation of the result instead of
-the model itself; ``--format`` picks `.sde` text (default, parses back), LaTeX or a summary.
+the model itself; ``--format`` picks `.sde` text (default; a model parses back, an equation is
+written in the `.sde` expression language), LaTeX or readable text.
 """
 from __future__ import annotations
 
@@ -43,7 +44,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="with --reverse/--flow: use the exact score of the declared density NAME "
              "(default: a learned network score(x, t))",
     )
-    parser.add_argument("--format", "-f", choices=FORMATS, default="sde", help="output format (default: sde)")
+    parser.add_argument("--format", "-f", choices=FORMATS, default="sde",
+                        help="output format (default: sde): a model as .sde text that parses back, an "
+                             "equation (--kfp) in the .sde expression language (grad(p)); latex; text "
+                             "(a model's summary, an equation with ∂²p/∂x²)")
     parser.set_defaults(run=run)
     return parser
 
@@ -89,7 +93,7 @@ def format_density(model: Model, p: sympy.Expr, fmt: str) -> str:
     if fmt == "latex":
         return rf"p({states}) \propto {latex(p)}" + "\n"
     if fmt == "text":
-        return f"p({states}) ∝ {sympy.sstr(p)}\n"
+        return f"p({states}) ∝ {SdeExpressionPrinter(states=model.states, strict=False).doprint(p)}\n"
     printer = SdeExpressionPrinter(states=model.states, symbols=set(model.states) | set(model.params))
     return f"density p = {printer.doprint(p)}\n"
 
