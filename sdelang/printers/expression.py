@@ -215,8 +215,9 @@ def sde_expression(expr, **settings) -> str:
 
 
 #: Coefficients with more operations than this are printed as they are (tidying is for display and
-#: must stay cheap); ``factor`` is tried only below the smaller bound.
-_TIDY_MAX_OPS, _FACTOR_MAX_OPS = 400, 80
+#: must stay cheap: a few milliseconds a coefficient); ``factor``, the dearest form, is tried only
+#: below the smaller bound.
+_TIDY_MAX_OPS, _FACTOR_MAX_OPS = 400, 30
 
 
 def tidy(expr):
@@ -230,7 +231,6 @@ def tidy(expr):
     ops = sympy.count_ops(expr)
     if ops > _TIDY_MAX_OPS:
         return expr
-    best, best_key = expr, (ops, len(sympy.sstr(expr)))
     candidates = []
     try:
         expanded = sympy.expand(expr)
@@ -239,8 +239,19 @@ def tidy(expr):
             candidates.append(sympy.factor(expr))
     except Exception:  # a form SymPy cannot build is simply not a candidate
         pass
+    best, best_ops, best_length = expr, ops, None
     for candidate in candidates:
-        key = (sympy.count_ops(candidate), len(sympy.sstr(candidate)))
-        if key < best_key:
-            best, best_key = candidate, key
+        candidate_ops = sympy.count_ops(candidate)
+        if candidate_ops > best_ops:
+            continue
+        if candidate_ops == best_ops:  # a tie: the shorter text, else the form as written
+            if best_length is None:
+                best_length = len(sympy.sstr(best))
+            length = len(sympy.sstr(candidate))
+            if length >= best_length:
+                continue
+            best_length = length
+        else:
+            best_length = None
+        best, best_ops = candidate, candidate_ops
     return best
