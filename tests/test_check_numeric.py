@@ -144,6 +144,7 @@ def test_relaxation_from_a_wrong_start():
     assert not short.passed, str(short)
 
 
+@pytest.mark.slow
 def test_false_alarm_rate_is_consistent_with_the_level():
     """Six seeds of a right model: none fails (each at α = 1e-3), and the per-seed KS p-values of the
     coordinate are consistent with U(0, 1) (KS test of uniformity at 1e-3)."""

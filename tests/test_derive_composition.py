@@ -97,6 +97,7 @@ def random_models(draw):
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(model=random_models())
@@ -121,6 +122,7 @@ def ou_exact(m):
     return log_p, sympy.diff(log_p, x)
 
 
+@pytest.mark.slow
 def test_every_derived_model_solves_its_kfp_with_the_forward_law():
     """With the exact score of p_t, the reverse model's marginal at s is p_{T-s}, the flow's is p_t,
     the reverse flow's p_{T-s}: each solves its own Fokker–Planck (Liouville) equation."""
@@ -180,6 +182,7 @@ def run_flow(flow, backend, x1, span, steps):
     return np.asarray(module.simulate(jnp.asarray(x1, dtype=jnp.float32), [0.0, span], span / steps))[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_exact_score_reverse_flow_recovers_gaussian_data(backend):
     """m.reverse().probability_flow() with the exact forward score maps p_1 to the data law p_t_min:
@@ -244,6 +247,7 @@ VE_GAUSSIAN = """model VE {
 }"""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["vp", "ve"])
 def test_derived_models_transport_gaussian_data_exactly(spec):
     """Gaussian data N(m0, v0) under VP (α = e^{-B/2}, σ² = 1 - α²) or VE (α = 1, σ² = σ(t)² -

@@ -1,6 +1,7 @@
 """KFP and generator against mathematics written out by hand (exact transition densities)."""
 import random
 
+import pytest
 import sympy
 from sympy import Derivative, Function, Symbol, exp, log, pi, sqrt
 
@@ -103,6 +104,7 @@ def _elementwise_residual_per_component(model, log_phi):
     return per.subs(xi, x)
 
 
+@pytest.mark.slow
 def test_vp_gaussian_kernel_solves_elementwise_kfp():
     m = dm.vp()
     x, x0 = Symbol("x"), Symbol("x0")

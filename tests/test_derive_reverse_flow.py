@@ -64,6 +64,7 @@ def test_existing_nets_are_called_at_T_minus_s_and_prior_becomes_init():
     assert rv.dimension == vp.dimension and rv.elementwise
 
 
+@pytest.mark.slow
 def test_vp_reverse_and_flow_with_exact_time_dependent_score():
     """Gaussian data N(0, a²) under VP: p_t = N(0, a² α² + 1 - α²), α = exp(-B/2).
     The reverse model keeps q_s = p_{T-s} as its marginal, the flow keeps p_t."""

@@ -104,6 +104,7 @@ def test_liouville_for_ode_models():
     assert r.status == "fails" and "Liouville" in str(r)
 
 
+@pytest.mark.slow
 def test_time_dependent_density_includes_dt_log_p():
     """The OU transition density from x0 solves the KFP (transient=True: the residual includes
     -∂t log p) but is not stationary (it changes in time)."""

@@ -36,6 +36,7 @@ def test_cox_ingersoll_ross_is_gamma():
     assert proportional(m.stationary_density(), x ** (shape - 1) * sympy.exp(-rate * x), [x])
 
 
+@pytest.mark.slow
 def test_jacobi_is_beta():
     m = model("state x\nparam kappa = 2.0 in (0, inf), theta = 0.3 in (0, 1), sigma = 1.0 in (0, inf)\n"
               "dx = kappa*(theta - x) dt + sigma*sqrt(x*(1 - x)) dW")

@@ -100,6 +100,7 @@ def table_rows(text):
     return rows
 
 
+@pytest.mark.slow
 def test_quick_cpu_run_lists_every_phase(tmp_path):
     out = tmp_path / "gpu_check.md"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--backend", "both",

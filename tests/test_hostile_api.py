@@ -245,6 +245,7 @@ def test_a_symbolic_step_past_its_budget_stops_with_its_name():
             sdelang.parse(COUPLED3).marginal()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_slow_exact_kernel_falls_back_to_the_parameter_values(backend):
     """3 coupled states with symbolic rates: the exact marginal has cubic eigenvalues. Past its
@@ -281,6 +282,7 @@ def independent_states(n: int) -> str:
     return "model Ind {\n " + "\n ".join(lines) + "\n}"
 
 
+@pytest.mark.slow
 def test_independent_states_are_marginalised_one_by_one():
     """30 uncoupled OU states: the marginal is block by block, exactly the 1-D one per state."""
     m = sdelang.parse(independent_states(30))
@@ -294,6 +296,7 @@ def test_independent_states_are_marginalised_one_by_one():
     assert all(marginal.cov[i, j] == 0 for i in range(30) for j in range(30) if i != j)
 
 
+@pytest.mark.slow
 def test_kfp_of_many_states_with_general_noise_ends():
     """The KFP by the product rule: every derivative of p is taken once."""
     n = 12

@@ -27,6 +27,7 @@ def compile_example(name, **params):
     return sdelang.load(EXAMPLES / f"{name}.sde").compile("jax", **params)
 
 
+@pytest.mark.slow
 def test_heston_euler_equals_hand_written_em_on_the_same_path():
     """General (correlated) noise: diffeqsolve(Euler) vs a numpy EM with the same increments."""
     mu, kappa, theta, xi, rho = 0.05, 2.0, 0.09, 0.2, -0.6
@@ -90,6 +91,7 @@ def slope(dts, errors):
 DTS = [2**-3, 2**-5, 2**-7]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver, order", [(diffrax.Euler(), 0.5), (diffrax.ItoMilstein(), 1.0)])
 def test_ito_gbm_strong_order(solver, order):
     mod = compile_example("gbm", mu=1.0, sigma=0.5)
@@ -97,6 +99,7 @@ def test_ito_gbm_strong_order(solver, order):
     assert abs(slope(DTS, errors) - order) < 0.3, errors
 
 
+@pytest.mark.slow
 def test_stratonovich_gbm_heun_strong_order():
     """dS = S dt + 0.5 S ∘ dW has S_T = exp(T + 0.5 W_T): Heun converges with order 1 to it; an Itô
     reading would converge to exp(T - 0.125 + 0.5 W_T) instead."""
@@ -106,6 +109,7 @@ def test_stratonovich_gbm_heun_strong_order():
     assert errors[-1] < 0.01
 
 
+@pytest.mark.slow
 def test_heston_milstein_per_particle_matches_fine_euler():
     """ItoMilstein on general noise runs per particle (vmap) and agrees with a fine Euler solve on
     the same path: error ≤ O(h) with h = 2^-6 vs the reference's O(√(2^-12))."""
@@ -124,6 +128,7 @@ def test_heston_milstein_per_particle_matches_fine_euler():
     assert float(jnp.mean(jnp.abs(coarse - fine))) < 0.02
 
 
+@pytest.mark.slow
 def test_additive_noise_solvers_agree_with_a_fine_reference():
     """SEA and ShARK (SpaceTimeLevyArea) on OU, batched state, one tree: strong order ≥ 1 - 0.3
     against a fine ShARK solve on the same path."""
@@ -147,6 +152,7 @@ def test_additive_noise_solvers_agree_with_a_fine_reference():
         assert slope([2**-2, 2**-4], errors) > 0.7, (index, errors)
 
 
+@pytest.mark.slow
 def test_adaptive_spark_with_pid_controller():
     mod = compile_example("heston", xi=0.2, theta=0.09)
     B = 8
@@ -187,6 +193,7 @@ def test_jit_vmap_and_grad_of_drift():
     np.testing.assert_allclose(jax.grad(total)(2.0), jnp.sum(0.04 - y[:, 1]), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_grad_through_diffeqsolve_matches_finite_differences():
     cls = type(compile_example("ou"))
     bm = diffrax.VirtualBrownianTree(0.0, 1.0, tol=1e-4, shape=(4, 1), key=jax.random.PRNGKey(7))

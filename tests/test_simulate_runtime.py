@@ -83,6 +83,7 @@ def test_simulate_restores_torch_threads(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- JAX
+@pytest.mark.slow
 @pytest.mark.jax
 @pytest.mark.parametrize("ts", [[0.0, 0.5], list(np.linspace(0.0, 1.0, 11)), [0.2, 0.7, 1.2]])
 def test_jax_uniform_path_equals_padded_grid(ts):
