@@ -301,3 +301,8 @@ def test_main_job_figures_folder_is_an_option_and_a_failure_is_named(tmp_path, m
 def test_stationary_density_as_text_uses_the_language_powers(capsys, spec):
     code, out, _ = run(capsys, "derive", spec(OU), "--stationary", "--format", "text")
     assert code == 0 and out.startswith("p(x) ∝ exp(") and "^2" in out and "**" not in out
+
+
+def test_kfp_of_a_model_with_a_symbol_called_p_names_the_density_otherwise(capsys, spec):
+    code, out, _ = run(capsys, "derive", spec("model A {\n    state p\n    dp = -p dt + dW\n}\n"), "--kfp")
+    assert code == 0 and out.startswith("∂P/∂t = ") and "grad(P)" in out

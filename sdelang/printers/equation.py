@@ -61,14 +61,15 @@ class _PdeStrPrinter(SdeExpressionPrinter):
 
     printmethod = "_sdelang_pde_str"
 
-    def __init__(self, states, density: str = "p", style: str = "sde"):
+    def __init__(self, states, density: str = "p", style: str = "sde", shown: str = None):
         super().__init__(states=states, strict=False)
         self.density = density
+        self.shown = shown or density
         self.style = style
 
     def _print_Function(self, expr) -> str:
         if _is_density(expr, self.density):
-            return self.density
+            return self.shown
         return super()._print_Function(expr)
 
     def _print_Indexed(self, expr) -> str:
@@ -83,7 +84,7 @@ class _PdeStrPrinter(SdeExpressionPrinter):
     def _partial(self, variables) -> str:
         """``∂²p/∂x²``, ``∂²p/∂S∂v`` (text style) for [(variable, count), ...]."""
         total = sum(count for _, count in variables)
-        top = "∂" + (str(total).translate(_SUPERSCRIPTS) if total > 1 else "") + self.density
+        top = "∂" + (str(total).translate(_SUPERSCRIPTS) if total > 1 else "") + self.shown
         bottom = "".join("∂" + self._print(v) + (str(c).translate(_SUPERSCRIPTS) if c > 1 else "")
                          for v, c in variables)
         return f"{top}/{bottom}"
@@ -107,7 +108,7 @@ class _PdeStrPrinter(SdeExpressionPrinter):
             if self.style == "text":
                 return self._partial(variables)
             if all(v in self.states or isinstance(v, sympy.Indexed) for v, _ in variables):
-                return self._grad(self.density, variables)
+                return self._grad(self.shown, variables)
         if self.style == "text":
             inner = self.parenthesize(expr.expr, 1000, strict=False)
             order = sum(c for _, c in variables)
@@ -139,9 +140,10 @@ class SdeLatexPrinter(LatexPrinter):
     ``\operatorname{score}\left(x, t\right)`` (``_{k}`` only where the model has several states;
     ``_{i}`` for an elementwise model's component)."""
 
-    def __init__(self, density: str = "p", **settings):
+    def __init__(self, density: str = "p", shown: str = None, **settings):
         super().__init__(settings)
         self.density = density
+        self.shown = shown or density
 
     def _print(self, expr, **kwargs):
         # NetOutput and ComponentDerivative carry their own ``_latex``, which SymPy would call
@@ -154,7 +156,7 @@ class SdeLatexPrinter(LatexPrinter):
 
     def _print_Function(self, expr, exp=None):
         if _is_density(expr, self.density):
-            text = self.density
+            text = self.shown
             return text if exp is None else f"{text}^{{{exp}}}"
         return super()._print_Function(expr, exp)
 
@@ -170,7 +172,7 @@ class SdeLatexPrinter(LatexPrinter):
         total = sum(count for _, count in variables)
         power = "" if total == 1 else f"^{{{total}}}"
         bottom = " ".join(rf"\partial {self._print(v)}" + ("" if c == 1 else f"^{{{c}}}") for v, c in variables)
-        return rf"\frac{{\partial{power} {self.density}}}{{{bottom}}}"
+        return rf"\frac{{\partial{power} {self.shown}}}{{{bottom}}}"
 
     def _print_Derivative(self, expr):
         if _is_density(expr.expr, self.density):
@@ -182,9 +184,18 @@ class SdeLatexPrinter(LatexPrinter):
         return self._partial([(component, order)])
 
 
-def latex(expr, density: str = "p") -> str:
+def latex(expr, density: str = "p", shown: str = None) -> str:
     """``expr`` in LaTeX with the model's notation (see :class:`SdeLatexPrinter`)."""
-    return SdeLatexPrinter(density=density).doprint(expr)
+    return SdeLatexPrinter(density=density, shown=shown).doprint(expr)
+
+
+def shown_density_name(equation, density: str = "p") -> str:
+    """``density``, else ``P``, else ``p1``, ``p2``, ... : the first name that no symbol of the
+    equation has (a state or parameter called p), so that the printed p is never ambiguous."""
+    names = {s.name for s in equation.free_symbols}
+    names |= {a.base.label.name for a in equation.atoms(sympy.Indexed)}
+    candidates = [density, density.upper()] + [f"{density}{k}" for k in range(1, len(names) + 2)]
+    return next(name for name in candidates if name not in names)
 
 
 def _is_density_term(expr, density: str) -> bool:
@@ -215,12 +226,12 @@ def equation_text(model, equation: sympy.Eq, fmt: str = "sde", density: str = "p
     """``∂p/∂t = rhs`` of ``equation`` (``m.kfp()``) in ``fmt`` ("sde", "text" or "latex"), one line
     without the newline; the coefficients of p and its derivatives are tidied (:func:`tidy_rhs`)."""
     equation = sympy.Eq(equation.lhs, tidy_rhs(equation.rhs, density), evaluate=False)
+    shown = shown_density_name(equation, density)
     if fmt == "latex":
-        return f"{latex(equation.lhs, density)} = {latex(equation.rhs, density)}"
+        return f"{latex(equation.lhs, density, shown)} = {latex(equation.rhs, density, shown)}"
     if fmt not in ("sde", "text"):
         raise ValueError(f"unknown format {fmt!r}; expected sde, text or latex")
-    printer = _PdeStrPrinter(model.states, density=density, style=fmt)
-    lhs = printer.doprint(equation.lhs)
-    if fmt == "sde":  # the .sde language has no ∂/∂t: the left side is written as text says
-        lhs = _PdeStrPrinter(model.states, density=density, style="text").doprint(equation.lhs)
+    printer = _PdeStrPrinter(model.states, density=density, style=fmt, shown=shown)
+    # the .sde language has no ∂/∂t: the left side is written as the text form writes it
+    lhs = _PdeStrPrinter(model.states, density=density, style="text", shown=shown).doprint(equation.lhs)
     return f"{lhs} = {printer.doprint(equation.rhs)}"
