@@ -1,10 +1,12 @@
 """Latency of the command line: wall time of fresh processes (median of several runs).
 
-    python benchmarks/cli_latency.py [--runs 7] [--spec examples/heston.sde]
+    python benchmarks/cli_latency.py [--runs 7] [--spec examples/heston.sde] [--wait-quiet SECONDS]
 
 Times ``sdelang derive``, ``sdelang compile --backend torch`` and ``--backend jax``, and
 ``python -c "import sdelang"``, each in a new interpreter, and writes a markdown table to
-benchmarks/results/cli_latency.md (the machine named: platform, CPU count, load).
+benchmarks/results/cli_latency.md (the machine named: platform, CPU count, load before and after).
+``--wait-quiet S`` first waits up to S seconds for the 1-minute load average to drop below 1.5 (on
+a shared machine the numbers otherwise measure the neighbours).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def commands(spec: str):
     return [
         ('python -c "import sdelang"', [sys.executable, "-c", "import sdelang"]),
         ("sdelang derive SPEC", cli + ["derive", spec]),
+        ("sdelang derive SPEC --kfp", cli + ["derive", spec, "--kfp"]),
         ("sdelang compile SPEC --backend torch", cli + ["compile", spec, "--backend", "torch"]),
         ("sdelang compile SPEC --backend jax", cli + ["compile", spec, "--backend", "jax"]),
     ]
@@ -64,8 +67,19 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def load_average() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def wait_quiet(seconds: float, threshold: float = 1.5) -> None:
+    """Wait (at most ``seconds``) until the 1-minute load average is below ``threshold``."""
+    deadline = time.monotonic() + seconds
+    while hasattr(os, "getloadavg") and os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def machine() -> str:
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = load_average()
     return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs "
             f"({cpu_name()}), Python {platform.python_version()}, "
             f"load average before the runs {load}, bytecode cache "
@@ -91,10 +105,14 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--spec", default=os.path.join("examples", "heston.sde"))
     parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to SECONDS for a 1-minute load average below 1.5")
     args = parser.parse_args(argv)
+    if args.wait_quiet > 0:
+        wait_quiet(args.wait_quiet)
     where = machine()
     rows = measure(args.spec, args.runs)
-    text = markdown(rows, args.spec, args.runs, where)
+    text = markdown(rows, args.spec, args.runs, where + f"; after the runs {load_average()}")
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as fh:
         fh.write(text)
