@@ -1,6 +1,7 @@
-"""The JAX half of the trainer (:mod:`sdelang.score.trainer`): Adam, EMA and the key, pure and
-jitted; ``steps_per_call`` steps run inside one ``lax.scan`` (steps past the requested count are
-masked out, so every call is the same compiled program)."""
+"""The JAX half of the trainer (:mod:`sdelang.score.trainer`): Adam / AdamW with the learning-rate
+schedule, the dtype policy, EMA and the key, pure and jitted; ``steps_per_call`` steps run inside
+one ``lax.scan`` (steps past the requested count are masked out, so every call is the same compiled
+program)."""
 from __future__ import annotations
 
 from typing import Any, List, Optional
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sdelang.score.ema import ema_decay
+from sdelang.score.lr_schedule import is_constant, lr_factor, schedule_of
 from sdelang.score.trainer import training_loss
 
 from .random_stream import JaxStream
@@ -30,32 +32,82 @@ class AdamState(eqx.Module):
 
 
 class Adam(eqx.Module):
-    """Adam (Kingma & Ba 2015) as in ``torch.optim.Adam``:
-    m ← b1 m + (1-b1) g,  v ← b2 v + (1-b2) g²,  θ ← θ - lr · m̂ / (√v̂ + eps),
-    m̂ = m / (1 - b1^k), v̂ = v / (1 - b2^k) at step k."""
+    """Adam (Kingma & Ba 2015) as in ``torch.optim.Adam`` / ``torch.optim.AdamW``: at step k = count + 1,
+    with lr_k = lr · f(count) (``schedule``: the keywords of :func:`sdelang.score.lr_schedule.lr_factor`
+    as sorted pairs; None: f = 1),
+        Adam (L2, ``decoupled=False``):  g ← g + wd θ,
+        m ← b1 m + (1-b1) g,  v ← b2 v + (1-b2) g²,  m̂ = m / (1 - b1^k), v̂ = v / (1 - b2^k),
+        θ ← θ - lr_k · m̂ / (√v̂ + eps)  - lr_k · wd · θ  (the last term for AdamW, ``decoupled=True``)."""
 
     lr: float = eqx.field(static=True, default=2e-3)
     b1: float = eqx.field(static=True, default=0.9)
     b2: float = eqx.field(static=True, default=0.999)
     eps: float = eqx.field(static=True, default=1e-8)
+    weight_decay: float = eqx.field(static=True, default=0.0)
+    decoupled: bool = eqx.field(static=True, default=False)
+    schedule: Optional[tuple] = eqx.field(static=True, default=None)
 
     def init(self, params) -> AdamState:
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         return AdamState(jnp.zeros((), jnp.int32), zeros, zeros)
 
-    def update(self, grads, state: AdamState):
-        """(updates to add to the parameters, new state)."""
+    def learning_rate(self, count):
+        """lr · f(count): a Python float for a constant schedule, else an array of the default float dtype."""
+        if self.schedule is None:
+            return self.lr
+        k = jnp.asarray(count).astype(jnp.result_type(float))
+        return self.lr * lr_factor(k, **dict(self.schedule), minimum=jnp.minimum, maximum=jnp.maximum, cos=jnp.cos)
+
+    def update(self, grads, state: AdamState, params=None):
+        """(updates to add to the parameters, new state); ``params`` are needed for weight decay."""
+        wd = self.weight_decay
+        if wd and params is None:
+            raise ValueError("weight decay needs the parameters: update(grads, state, params)")
+        if wd and not self.decoupled:
+            grads = jax.tree_util.tree_map(lambda g, p: g + wd * p, grads, params)
         count = state.count + 1
         mu = jax.tree_util.tree_map(lambda m, g: self.b1 * m + (1 - self.b1) * g, state.mu, grads)
         nu = jax.tree_util.tree_map(lambda v, g: self.b2 * v + (1 - self.b2) * g * g, state.nu, grads)
         k = count.astype(jnp.float32)
         c1 = 1 - self.b1**k
         c2 = 1 - self.b2**k
+        lr = self.learning_rate(state.count)
 
-        def step(m, v):
-            return (-self.lr * (m / c1.astype(m.dtype)) / (jnp.sqrt(v / c2.astype(v.dtype)) + self.eps)).astype(m.dtype)
+        def step(m, v, p=None):
+            rate = lr if isinstance(lr, float) else lr.astype(m.dtype)
+            u = -rate * (m / c1.astype(m.dtype)) / (jnp.sqrt(v / c2.astype(v.dtype)) + self.eps)
+            if p is not None:
+                u = u - rate * wd * p
+            return u.astype(m.dtype)
 
-        return jax.tree_util.tree_map(step, mu, nu), AdamState(count, mu, nu)
+        if wd and self.decoupled:
+            updates = jax.tree_util.tree_map(step, mu, nu, params)
+        else:
+            updates = jax.tree_util.tree_map(step, mu, nu)
+        return updates, AdamState(count, mu, nu)
+
+
+def optimizer_of(config: dict) -> Adam:
+    """The Adam / AdamW of a trainer's config."""
+    schedule = None if is_constant(config) else tuple(sorted(schedule_of(config).items()))
+    return Adam(lr=config["lr"], weight_decay=config["weight_decay"], decoupled=config["optimizer"] == "adamw",
+                schedule=schedule)
+
+
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def policy_loss(module, params, static, x0, stream, settings: dict):
+    """The configured loss under the dtype policy of ``settings["precision"]``: float32 runs as it is;
+    bfloat16 / float16 cast the floating parameters and the batch to that dtype for the forward pass
+    (so the loss's draws t, ε are in it too) and the loss back to the batch's dtype; the gradient
+    w.r.t. the master ``params`` comes back in their dtype through the casts."""
+    compute = COMPUTE_DTYPES[settings["precision"]]
+    if compute is None:
+        return training_loss(module, eqx.combine(params, static), x0, stream, settings)
+    cast = jax.tree_util.tree_map(lambda p: p.astype(compute), params)
+    value = training_loss(module, eqx.combine(cast, static), x0.astype(compute), stream, settings)
+    return value.astype(x0.dtype)
 
 
 def clip_by_global_norm(grads, max_norm: Optional[float]):
@@ -107,6 +159,11 @@ class TrainStep(eqx.Module):
         return settings
 
 
+def take(data, rows):
+    """The rows ``rows`` (indices or a slice) of the data: the one place minibatches are cut."""
+    return data[rows]
+
+
 def _train_step(spec: TrainStep, module, static, carry, data, count):
     """One Adam step on a minibatch drawn with replacement, masked (carry unchanged) once the
     chunk's step index reaches ``count``. carry = (params, optimiser state, EMA, key, index)."""
@@ -115,10 +172,9 @@ def _train_step(spec: TrainStep, module, static, carry, data, count):
     key_next, key_step = jax.random.split(key)
     stream = JaxStream(key_step)
     rows = stream.randint(0, data.shape[0], (settings["batch_size"],))
-    x0 = data[rows]
-    value, grads = jax.value_and_grad(
-        lambda p: training_loss(module, eqx.combine(p, static), x0, stream, settings))(params)
-    updates, new_opt = spec.optimizer.update(clip_by_global_norm(grads, settings["grad_clip"]), opt_state)
+    x0 = take(data, rows)
+    value, grads = jax.value_and_grad(lambda p: policy_loss(module, p, static, x0, stream, settings))(params)
+    updates, new_opt = spec.optimizer.update(clip_by_global_norm(grads, settings["grad_clip"]), opt_state, params)
     new_params = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
     active = index < count
     keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, old)
@@ -134,6 +190,11 @@ def _train_chunk(spec: TrainStep, module, params, static, opt_state, ema, key, d
     (params, opt_state, ema, key, _), values = jax.lax.scan(
         body, (params, opt_state, ema, key, jnp.zeros((), jnp.int32)), None, length=length)
     return params, opt_state, ema, key, values
+
+
+@eqx.filter_jit
+def _evaluate(spec: TrainStep, module, net, x0, stream):
+    return training_loss(module, net, x0, stream, spec.settings), stream
 
 
 def _leaves(tree) -> List[np.ndarray]:
@@ -162,11 +223,19 @@ class JaxTrainingState:
         if not jax.tree_util.tree_leaves(trainable(net)):
             raise ValueError("the score network has no floating-point arrays to train (an equinox module is needed)")
         self.module, self.net, self.config = module, net, config
-        self.optimizer = Adam(lr=config["lr"])
-        self.opt_state = self.optimizer.init(trainable(net))
+        self.opt_state = optimizer_of(config).init(trainable(net))
         self.ema = EMA(net, config["ema_decay"])
         self.key = jax.random.PRNGKey(config["seed"])
-        self.spec = TrainStep(_hashable(config), self.optimizer)
+
+    @property
+    def optimizer(self) -> Adam:
+        return optimizer_of(self.config)
+
+    @property
+    def spec(self) -> TrainStep:
+        """The static step of the current config (the trainer's ``fit`` may set schedule_steps after
+        construction; equal configs hash equal and share one compiled program)."""
+        return TrainStep(_hashable(self.config), self.optimizer)
 
     @property
     def stream(self) -> JaxStream:
@@ -176,6 +245,17 @@ class JaxTrainingState:
     def as_data(self, data):
         dtype = jax.tree_util.tree_leaves(trainable(self.net))[0].dtype
         return jnp.asarray(np.asarray(data), dtype=dtype)
+
+    take = staticmethod(take)
+
+    def evaluate(self, net, x0, stream):
+        """(the configured loss of ``net`` on x0 in the net's own dtype, the stream after its draws), jitted
+        (the stream enters as its key, so every minibatch of one shape shares one compiled program)."""
+        return _evaluate(self.spec, self.module, net, x0, JaxStream(stream.current_key()))
+
+    def learning_rate(self) -> float:
+        """The learning rate the next step uses (from the optimiser state's step count)."""
+        return float(self.optimizer.learning_rate(self.opt_state.count))
 
     def run(self, data, count: int):
         params, static = eqx.partition(self.net, eqx.is_inexact_array)

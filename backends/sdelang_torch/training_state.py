@@ -1,6 +1,8 @@
-"""The torch half of the trainer (:mod:`sdelang.score.trainer`): network, Adam, EMA, stream."""
+"""The torch half of the trainer (:mod:`sdelang.score.trainer`): network, Adam/AdamW with the
+learning-rate schedule (``LambdaLR``), autocast and ``GradScaler``, EMA, stream."""
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Dict
 
@@ -8,6 +10,7 @@ import torch
 from torch import nn
 
 from sdelang.score.ema import ema_decay
+from sdelang.score.lr_schedule import lr_factor, schedule_of
 from sdelang.score.trainer import training_loss
 
 from .random_stream import seeded_stream
@@ -50,10 +53,16 @@ class EMA:
             self.shadow[k] = v.clone().to(self.shadow[k].device) if k in self.shadow else v.clone()
 
 
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 class TorchTrainingState:
-    """Adam (``torch.optim.Adam``) with global-norm clipping on the configured loss, the EMA and
-    one generator on the network's device; ``run`` takes k steps and returns their losses as one
-    tensor (no host synchronisation inside the chunk)."""
+    """Adam or AdamW (``torch.optim.Adam`` / ``AdamW``, ``weight_decay`` as there) with global-norm
+    clipping on the configured loss, the learning rate lr · f(k) of :mod:`sdelang.score.lr_schedule`
+    through ``LambdaLR``, the loss's forward pass under ``torch.autocast`` for a bfloat16 / float16
+    ``precision`` (float16 with a ``GradScaler``, CUDA only), the EMA and one generator on the
+    network's device; ``run`` takes k steps and returns their losses as one tensor (no host
+    synchronisation inside the chunk, except the GradScaler's inf check under float16)."""
 
     def __init__(self, module, net: nn.Module, config: dict):
         if not isinstance(net, nn.Module):
@@ -63,22 +72,58 @@ class TorchTrainingState:
         if first is None:
             raise ValueError("the score network has no parameters to train")
         self.device, self.dtype = first.device, first.dtype
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=config["lr"])
+        precision = config["precision"]
+        if precision == "float16" and self.device.type != "cuda":
+            raise ValueError(f"precision='float16' (autocast with a GradScaler) needs a CUDA network; this one is on "
+                             f"{self.device.type}: use precision='bfloat16' there")
+        optimizer = torch.optim.AdamW if config["optimizer"] == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._factor)
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "float16" else None
         self.ema = EMA(net, config["ema_decay"])
         self.stream = seeded_stream(config["seed"], device=self.device)
 
+    def _factor(self, k: int) -> float:
+        """f(k) of the schedule; before ``fit`` has set schedule_steps only k ≤ warmup_steps is asked for
+        (``LambdaLR``'s construction), where f does not depend on it."""
+        settings = schedule_of(self.config)
+        if settings["schedule_steps"] is None and settings["schedule"] != "constant" and k <= settings["warmup_steps"]:
+            settings["schedule_steps"] = settings["warmup_steps"] + 1
+        return lr_factor(k, **settings)
+
     def as_data(self, data) -> torch.Tensor:
         return torch.as_tensor(data).to(device=self.device, dtype=self.dtype)
+
+    @staticmethod
+    def take(data: torch.Tensor, rows) -> torch.Tensor:
+        """The rows ``rows`` (indices or a slice) of the data: the one place minibatches are cut."""
+        return data[rows]
+
+    def autocast(self):
+        dtype = AUTOCAST_DTYPES.get(self.config["precision"])
+        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     def step(self, data: torch.Tensor) -> torch.Tensor:
         """One optimiser step on a minibatch drawn with replacement; the loss (a 0-d tensor)."""
         index = self.stream.randint(0, data.shape[0], (self.config["batch_size"],))
         self.optimizer.zero_grad(set_to_none=True)
-        value = training_loss(self.module, self.net, data[index], self.stream, self.config)
-        value.backward()
-        if self.config["grad_clip"] is not None:
-            nn.utils.clip_grad_norm_(self.net.parameters(), self.config["grad_clip"])
-        self.optimizer.step()
+        with self.autocast():
+            value = training_loss(self.module, self.net, self.take(data, index), self.stream, self.config)
+        if value.dtype != self.dtype:
+            value = value.to(self.dtype)
+        if self.scaler is None:
+            value.backward()
+            if self.config["grad_clip"] is not None:
+                nn.utils.clip_grad_norm_(self.net.parameters(), self.config["grad_clip"])
+            self.optimizer.step()
+        else:
+            self.scaler.scale(value).backward()
+            if self.config["grad_clip"] is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.net.parameters(), self.config["grad_clip"])
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.scheduler.step()
         self.ema.update(self.net)
         return value.detach()
 
@@ -86,15 +131,31 @@ class TorchTrainingState:
         self.net.train()
         return torch.stack([self.step(data) for _ in range(int(count))])
 
+    @torch.no_grad()
+    def evaluate(self, net: nn.Module, x0: torch.Tensor, stream):
+        """(the configured loss of ``net`` on x0 in the net's own dtype, the stream after its draws)."""
+        return training_loss(self.module, net, x0, stream, self.config), stream
+
+    def learning_rate(self) -> float:
+        """The learning rate the next step uses."""
+        return self.optimizer.param_groups[0]["lr"]
+
     def ema_net(self) -> nn.Module:
         return self.ema.averaged(self.net)
 
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.stream.get_state()}
+        state = {"net": self.net.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "generator": self.stream.get_state()}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.stream.set_state(state["generator"])

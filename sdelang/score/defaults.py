@@ -11,6 +11,7 @@ ODE_RTOL = 1e-5
 ODE_ATOL = 1e-5
 SAMPLER_SALT = 0x5EED   # the samplers' noise stream is the seed's stream folded with this salt
 DEQUANTIZE_SALT = 0xDE0  # bits_per_dim's dequantisation noise: the seed's stream folded with this salt
+VALIDATION_SALT = 0x7A1  # the trainer's validation loss: the same draws (t, ε) at every evaluation
 #: Divergences (the Langevin corrector's (1/n) tr ∂f/∂x, log_prob's ∇·v) are computed exactly
 #: (n derivative passes) up to this state dimension n and by Hutchinson's estimator (one
 #: Rademacher vector, one pass) above it; ``log_prob(exact=None)`` follows this rule.
