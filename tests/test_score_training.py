@@ -86,7 +86,7 @@ def test_checkpoint_save_load_resume_reproduces_the_uninterrupted_run(backend, t
 
 @pytest.mark.slow
 def test_short_training_reduces_the_loss_and_beats_an_untrained_network(backend):
-    """400 Adam steps of the facade's default (preconditioned ScoreMLP) on eight Gaussians: the
+    """400 Adam steps of the facade's default (EDM-preconditioned ScoreMLP, ε-parametrised) on eight Gaussians: the
     held-out DSM loss falls by > 20 % and the energy distance of EM samples to fresh data shrinks
     to < ½ of the untrained network's."""
     data = sample_toy("eight_gaussians", 5000, seed=0)

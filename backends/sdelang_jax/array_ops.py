@@ -119,6 +119,7 @@ class JaxOps:
     sqrt = staticmethod(jnp.sqrt)
     rsqrt = staticmethod(jax.lax.rsqrt)
     exp = staticmethod(jnp.exp)
+    log = staticmethod(jnp.log)
     ones_like = staticmethod(jnp.ones_like)
     zeros_like = staticmethod(jnp.zeros_like)
     einsum = staticmethod(jnp.einsum)
@@ -254,16 +255,27 @@ class JaxOps:
         return module.prior_sample(n, seed=seed, dtype=dtype)
 
     @staticmethod
-    def default_score_net(dim: int, *, hidden: int, depth: int, seed: int, dtype):
+    def default_score_net(dim: int, *, hidden: int, depth: int, seed: int, dtype, image_shape=None,
+                          num_classes=None):
+        """``UNet(image_shape)`` for a (C, H, W) ``image_shape``, else ``ScoreMLP(dim, hidden, depth)``."""
         from .nets import ScoreMLP
+        from .unet import UNet
 
-        return ScoreMLP(dim, hidden=hidden, depth=depth, key=jax.random.PRNGKey(int(seed)), dtype=dtype)
+        key = jax.random.PRNGKey(int(seed))
+        if image_shape is not None:
+            return UNet(image_shape, key=key, dtype=dtype, num_classes=num_classes)
+        return ScoreMLP(dim, hidden=hidden, depth=depth, key=key, dtype=dtype, num_classes=num_classes)
 
     @staticmethod
-    def preconditioned(net, module):
+    def preconditioned(net, module, parametrization: str = "eps"):
         from .preconditioning import KernelPreconditionedScore
 
-        return KernelPreconditionedScore(net, module)
+        return KernelPreconditionedScore(net, module, parametrization=parametrization)
+
+    def guided(self, net, labels, num_classes: int, guidance: float = 0.0):
+        from .guidance import GuidedScore
+
+        return GuidedScore(net, labels, num_classes, guidance, self)
 
     @staticmethod
     def is_preconditioned(net) -> bool:

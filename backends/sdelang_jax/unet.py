@@ -22,8 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sdelang.score.class_labels import check_num_classes
 from sdelang.score.time_features import FREQUENCIES, fourier_frequencies
 from sdelang.score.unet_settings import check_unet_settings
+
+from .nets import one_hot_labels
 
 
 class ResBlock(eqx.Module):
@@ -58,13 +61,16 @@ def _upsample(h):
     return jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
 
 
-def _layers(c_in, channels, mults, blocks, groups, embed_dim, frequencies, dtype, key):
+def _layers(c_in, channels, mults, blocks, groups, embed_dim, frequencies, dtype, key, num_classes=None):
     """The UNet's layers by name, as equinox builds them (traced only: see :func:`_initialised`)."""
     out = {}
     widths = [channels * m for m in mults]
-    keys = iter(jax.random.split(key, 4 + 2 * len(widths) * (blocks + 1) + 1))
+    keys = iter(jax.random.split(key, 5 + 2 * len(widths) * (blocks + 1) + 1))
     out["time1"] = eqx.nn.Linear(2 * frequencies, embed_dim, dtype=dtype, key=next(keys))
     out["time2"] = eqx.nn.Linear(embed_dim, embed_dim, dtype=dtype, key=next(keys))
+    label_key = next(keys)
+    if num_classes is not None:
+        out["label_embed"] = eqx.nn.Linear(num_classes + 1, embed_dim, dtype=dtype, key=label_key)
     out["stem"] = eqx.nn.Conv2d(c_in, channels, 3, padding=1, dtype=dtype, key=next(keys))
     down, downsamples = [], []
     width = channels
@@ -140,6 +146,7 @@ class UNet(eqx.Module):
 
     time1: eqx.nn.Linear
     time2: eqx.nn.Linear
+    label_embed: Optional[eqx.nn.Linear]
     stem: eqx.nn.Conv2d
     down: Tuple[Tuple[ResBlock, ...], ...]
     downsamples: Tuple[eqx.nn.Conv2d, ...]
@@ -150,17 +157,20 @@ class UNet(eqx.Module):
     head: eqx.nn.Conv2d
     shape: Tuple[int, int, int] = eqx.field(static=True)
     frequencies: Tuple[float, ...] = eqx.field(static=True)
+    num_classes: Optional[int] = eqx.field(static=True)
 
     def __init__(self, shape: Sequence[int], channels: int = 32, channel_mults: Sequence[int] = (1, 2),
                  blocks: int = 1, groups: int = 8, embed_dim: Optional[int] = None,
-                 frequencies: int = FREQUENCIES, *, key, dtype=None):
+                 frequencies: int = FREQUENCIES, *, key, dtype=None, num_classes: Optional[int] = None):
         self.shape = check_unet_settings(shape, channels, channel_mults, blocks, groups)
+        self.num_classes = check_num_classes(num_classes)
         self.frequencies = tuple(fourier_frequencies(frequencies))
         dtype = jnp.dtype(dtype or jnp.float32)
         abstract = eqx.filter_eval_shape(_layers, self.shape[0], int(channels), tuple(int(m) for m in channel_mults),
                                          int(blocks), int(groups), int(embed_dim or 4 * channels), int(frequencies),
-                                         dtype, key)
+                                         dtype, key, self.num_classes)
         layers = _initialised(abstract, key, dtype)
+        self.label_embed = None
         for name, layer in layers.items():
             setattr(self, name, layer)
 
@@ -174,9 +184,11 @@ class UNet(eqx.Module):
         phi = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)])
         return self.time2(jax.nn.silu(self.time1(phi)))
 
-    def _image(self, x, t):
-        """The net on one (C, H, W) image x at a scalar t."""
+    def _image(self, x, t, label):
+        """The net on one (C, H, W) image x at a scalar t (and label: its one-hot, or None)."""
         e = self.embed(t)
+        if label is not None:
+            e = e + self.label_embed(label)
         h = self.stem(x)
         skips = []
         for level, level_blocks in enumerate(self.down):
@@ -194,7 +206,7 @@ class UNet(eqx.Module):
                 h = self.upsamples[i](_upsample(h))
         return self.head(jax.nn.silu(self.head_norm(h)))
 
-    def __call__(self, x, t):
+    def __call__(self, x, t, labels=None):
         x = jnp.asarray(x)
         if x.shape[-1:] != (self.dim,):
             raise ValueError(f"UNet for shape {self.shape} takes x of shape (*batch, {self.dim}), got {x.shape}")
@@ -202,5 +214,11 @@ class UNet(eqx.Module):
         dtype = self.stem.weight.dtype
         t = jnp.broadcast_to(jnp.asarray(t, dtype), batch).reshape(-1)
         images = x.astype(dtype).reshape(-1, *self.shape)
-        out = jax.vmap(self._image)(images, t)
+        if self.num_classes is not None:
+            onehot = one_hot_labels(labels, batch, self.num_classes, dtype).reshape(-1, self.num_classes + 1)
+            out = jax.vmap(self._image)(images, t, onehot)
+        elif labels is not None:
+            raise ValueError("this UNet has no classes (num_classes=None): call it without labels")
+        else:
+            out = jax.vmap(lambda image, time: self._image(image, time, None))(images, t)
         return out.reshape(*batch, self.dim).astype(x.dtype)

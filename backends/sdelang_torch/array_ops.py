@@ -89,6 +89,10 @@ class TorchOps:
         return torch.exp(x) if torch.is_tensor(x) else math.exp(x)
 
     @staticmethod
+    def log(x):
+        return torch.log(x) if torch.is_tensor(x) else math.log(x)
+
+    @staticmethod
     def norm_rows(x):
         return x.reshape(x.shape[0], -1).norm(dim=-1)
 
@@ -260,18 +264,28 @@ class TorchOps:
         return module.prior_sample(n, seed=seed, dtype=dtype, device="cpu" if device is None else device)
 
     @staticmethod
-    def default_score_net(dim: int, *, hidden: int, depth: int, seed: int, dtype):
+    def default_score_net(dim: int, *, hidden: int, depth: int, seed: int, dtype, image_shape=None,
+                          num_classes=None):
+        """``UNet(image_shape)`` for a (C, H, W) ``image_shape``, else ``ScoreMLP(dim, hidden, depth)``."""
         from .nets import ScoreMLP
+        from .unet import UNet
 
+        if image_shape is not None:
+            return UNet(image_shape, seed=int(seed), dtype=dtype, num_classes=num_classes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            return ScoreMLP(dim, hidden=hidden, depth=depth).to(dtype)
+            return ScoreMLP(dim, hidden=hidden, depth=depth, num_classes=num_classes).to(dtype)
 
     @staticmethod
-    def preconditioned(net, module):
+    def preconditioned(net, module, parametrization: str = "eps"):
         from .preconditioning import KernelPreconditionedScore
 
-        return KernelPreconditionedScore(net, module)
+        return KernelPreconditionedScore(net, module, parametrization=parametrization)
+
+    def guided(self, net, labels, num_classes: int, guidance: float = 0.0):
+        from .guidance import GuidedScore
+
+        return GuidedScore(net, labels, num_classes, guidance, self)
 
     @staticmethod
     def is_preconditioned(net) -> bool:

@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nets import one_hot_labels
+
+from sdelang.score.class_labels import check_num_classes
 from sdelang.score.time_features import FREQUENCIES, fourier_frequencies
 from sdelang.score.unet_settings import check_unet_settings
 
@@ -48,9 +51,11 @@ class UNet(nn.Module):
 
     def __init__(self, shape: Sequence[int], channels: int = 32, channel_mults: Sequence[int] = (1, 2),
                  blocks: int = 1, groups: int = 8, embed_dim: Optional[int] = None,
-                 frequencies: int = FREQUENCIES, *, seed: Optional[int] = None, dtype=None):
+                 frequencies: int = FREQUENCIES, *, seed: Optional[int] = None, dtype=None,
+                 num_classes: Optional[int] = None):
         super().__init__()
         self.shape = check_unet_settings(shape, channels, channel_mults, blocks, groups)
+        self.num_classes = check_num_classes(num_classes)
         self.dim = self.shape[0] * self.shape[1] * self.shape[2]
         mults = tuple(int(m) for m in channel_mults)
         embed_dim = int(embed_dim or 4 * channels)
@@ -68,6 +73,7 @@ class UNet(nn.Module):
         self.frequencies = tuple(fourier_frequencies(frequencies))
         self.time1 = nn.Linear(2 * frequencies, embed_dim)
         self.time2 = nn.Linear(embed_dim, embed_dim)
+        self.label_embed = None if self.num_classes is None else nn.Linear(self.num_classes + 1, embed_dim)
         self.stem = nn.Conv2d(c_in, channels, 3, padding=1)
         down, downsamples = [], []
         width = channels
@@ -108,7 +114,7 @@ class UNet(nn.Module):
         phi = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
         return self.time2(F.silu(self.time1(phi)))
 
-    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t, labels=None) -> torch.Tensor:
         if x.shape[-1:] != (self.dim,):
             raise ValueError(f"UNet for shape {self.shape} takes x of shape (*batch, {self.dim}), got {tuple(x.shape)}")
         batch = x.shape[:-1]
@@ -116,6 +122,10 @@ class UNet(nn.Module):
         t = torch.as_tensor(t, dtype=dtype, device=x.device).expand(batch).reshape(-1)
         h = x.to(dtype).reshape(-1, *self.shape)
         e = self.embed(t)
+        if self.label_embed is not None:
+            e = e + self.label_embed(one_hot_labels(labels, e.shape[0], self.num_classes, e))
+        elif labels is not None:
+            raise ValueError("this UNet has no classes (num_classes=None): call it without labels")
         h = self.stem(h)
         skips = []
         for level, level_blocks in enumerate(self.down):

@@ -8,7 +8,10 @@ x_t | x_0 ~ N(m_t, Σ_t) that ``model.marginal()`` derives for an affine SDE. Wi
 Per sample, with r = s_θ(x_t, t) - target, the loss is rᵀ Λ r for
     "sigma2"      Λ = Σ_t:      ||σ ⊙ s + ε||² (diagonal), ||Lᵀ s + ε||² (full)
     "likelihood"  Λ = D = G Gᵀ(t, x_t): Song et al. 2021's likelihood weighting g(t)²
-    "none"        Λ = I.
+    "none"        Λ = I
+    "preconditioned"  (diagonal kernel, a network with ``loss_weight``, the EDM-preconditioned one of
+                  :mod:`sdelang.score.precondition`) Λ = Σ_t diag(w(x_t, t)): the net's own squared
+                  error |F - F_target|², w = σ̃² / c_out².
 Its minimiser is the marginal score ∇ log p_t (DSM = Λ-weighted explicit score matching + a constant).
 
 Sliced score matching (Song et al. 2019) needs no kernel: for x_t ~ p_t and projections v with
@@ -26,7 +29,7 @@ from typing import Callable, Dict, Optional
 from .counting import score_of
 from .defaults import T_MIN
 
-DSM_WEIGHTINGS = ("sigma2", "likelihood", "none")
+DSM_WEIGHTINGS = ("sigma2", "likelihood", "none", "preconditioned")
 SSM_WEIGHTINGS = ("none", "likelihood", "sigma2")
 PROJECTIONS = ("rademacher", "gaussian")
 
@@ -102,6 +105,9 @@ def dsm_loss(module, x0, *, t_min: float = T_MIN, weighting: str = "sigma2", see
                                   "model.marginal()); use ssm_loss for this model")
     ops = module.ops
     score = score_of(module, score)
+    if weighting == "preconditioned" and not (has_diagonal_kernel(module) and hasattr(score, "loss_weight")):
+        raise ValueError("weighting 'preconditioned' needs a diagonal kernel and a preconditioned score net "
+                         "(one with loss_weight(x, t), e.g. KernelPreconditionedScore)")
     x0 = ops.asarray(x0)
     dtype = ops.dtype_of(x0)
     t, eps, spread, xt = perturb(module, x0, t_min, _stream(module, stream, seed, x0))
@@ -110,6 +116,8 @@ def dsm_loss(module, x0, *, t_min: float = T_MIN, weighting: str = "sigma2", see
         std = ops.cast(spread, dtype)
         if weighting == "sigma2":
             return ops.mean(ops.sum((std * s + eps) ** 2, axis=-1))
+        if weighting == "preconditioned":
+            return ops.mean(ops.sum(score.loss_weight(xt, t) * (std * s + eps) ** 2, axis=-1))
         r = s + eps / std
     else:
         L = ops.cast(spread, dtype)

@@ -6,7 +6,8 @@ and E = embed_dim (default 4 · channels):
 
 - time embedding: φ(t) = [sin(ω_k t), cos(ω_k t)]_{k=1..K}, ω_k = π k
   (:func:`sdelang.score.time_features.fourier_frequencies`, the features of ``ScoreMLP``);
-  e = time2(SiLU(time1(φ(t)))) with Linear layers 2K -> E -> E;
+  e = time2(SiLU(time1(φ(t)))) with Linear layers 2K -> E -> E; with ``num_classes=K'`` classes,
+  plus label_embed(e_y), a Linear K'+1 -> E of the one-hot label (:mod:`sdelang.score.class_labels`);
 - ResBlock(a -> b): h = conv1(SiLU(norm1(x))) + temb(SiLU(e))[:, None, None];
   out = conv2(SiLU(norm2(h))) + skip(x), with GroupNorm(groups) norms, 3×3 convs (padding 1),
   temb a Linear E -> b, and skip a 1×1 conv when a ≠ b (the identity otherwise);
