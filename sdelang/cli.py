@@ -3,7 +3,8 @@
 Exit status: 0 success, 1 a check that does not hold (or an unexpected failure), 2 a bad spec or
 bad arguments. A bad spec prints its SpecError (``path:line:col: message``, the line, a caret) on
 stderr, never a traceback; set ``SDELANG_DEBUG=1`` to see tracebacks of unexpected failures.
-Neither torch nor jax is imported unless ``compile``/``check --numeric`` asks for a backend.
+Neither torch nor jax is imported unless ``check --numeric`` simulates (``compile`` only writes
+source text and imports no framework).
 """
 from __future__ import annotations
 
