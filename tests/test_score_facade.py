@@ -103,16 +103,16 @@ def test_unknown_options_are_type_errors_naming_them_and_the_accepted_ones(backe
 
 def test_the_conditional_keywords_of_the_contract_are_accepted_at_their_defaults(backend):
     """DESIGN 4b: ScoreModel(num_classes=None), fit(labels=None), sample(labels=None, guidance=0.0);
-    other values are not built yet and say so."""
+    labels or guidance given to a model without classes are a ValueError saying what to do."""
     B = backend
     model = B.lib.ScoreModel(sb.EXAMPLES / "vp.sde", hidden=8, depth=1, num_classes=None)
     data = np.random.default_rng(1).normal(size=(32, 2)).astype(np.float32)
     model.fit(data, steps=1, labels=None, progress=False)
     assert B.to_numpy(model.sample(4, "ddim", steps=2, labels=None, guidance=0.0).samples).shape == (4, 2)
-    with pytest.raises(NotImplementedError, match="class-conditional"):
+    with pytest.raises(ValueError, match="num_classes=K"):
         model.sample(4, "ddim", steps=2, guidance=1.0)
-    with pytest.raises(NotImplementedError, match="class-conditional"):
-        B.lib.ScoreModel(sb.EXAMPLES / "vp.sde", hidden=8, depth=1, num_classes=3)
+    with pytest.raises(ValueError, match="without classes"):
+        model.fit(data, steps=2, labels=np.zeros(32, int), progress=False)
 
 
 def test_every_option_that_worked_still_reaches_its_sampler_loss_or_solver(backend):

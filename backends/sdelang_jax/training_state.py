@@ -13,7 +13,7 @@ import numpy as np
 
 from sdelang.score.ema import ema_decay
 from sdelang.score.lr_schedule import is_constant, lr_factor, schedule_of
-from sdelang.score.trainer import training_loss
+from sdelang.score.trainer import batch_rows, training_loss
 
 from .random_stream import JaxStream
 
@@ -106,8 +106,10 @@ def policy_loss(module, params, static, x0, stream, settings: dict):
     if compute is None:
         return training_loss(module, eqx.combine(params, static), x0, stream, settings)
     cast = jax.tree_util.tree_map(lambda p: p.astype(compute), params)
-    value = training_loss(module, eqx.combine(cast, static), x0.astype(compute), stream, settings)
-    return value.astype(x0.dtype)
+    x, labels = x0 if isinstance(x0, tuple) else (x0, None)
+    batch = x.astype(compute) if labels is None else (x.astype(compute), labels)
+    value = training_loss(module, eqx.combine(cast, static), batch, stream, settings)
+    return value.astype(x.dtype)
 
 
 def clip_by_global_norm(grads, max_norm: Optional[float]):
@@ -160,7 +162,10 @@ class TrainStep(eqx.Module):
 
 
 def take(data, rows):
-    """The rows ``rows`` (indices or a slice) of the data: the one place minibatches are cut."""
+    """The rows ``rows`` (indices or a slice) of the data (x, or both of (x, labels)): the one place
+    minibatches are cut."""
+    if isinstance(data, tuple):
+        return tuple(part[rows] for part in data)
     return data[rows]
 
 
@@ -171,7 +176,7 @@ def _train_step(spec: TrainStep, module, static, carry, data, count):
     params, opt_state, ema, key, index = carry
     key_next, key_step = jax.random.split(key)
     stream = JaxStream(key_step)
-    rows = stream.randint(0, data.shape[0], (settings["batch_size"],))
+    rows = stream.randint(0, batch_rows(data), (settings["batch_size"],))
     x0 = take(data, rows)
     value, grads = jax.value_and_grad(lambda p: policy_loss(module, p, static, x0, stream, settings))(params)
     updates, new_opt = spec.optimizer.update(clip_by_global_norm(grads, settings["grad_clip"]), opt_state, params)
@@ -243,6 +248,10 @@ class JaxTrainingState:
         return JaxStream(self.key)
 
     def as_data(self, data):
+        """x in the net's dtype, or the pair (x, labels as int32) of a conditional net."""
+        if isinstance(data, tuple):
+            x, labels = data
+            return self.as_data(x), jnp.asarray(np.asarray(labels), jnp.int32)
         dtype = jax.tree_util.tree_leaves(trainable(self.net))[0].dtype
         return jnp.asarray(np.asarray(data), dtype=dtype)
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from sdelang.score.ema import ema_decay
 from sdelang.score.lr_schedule import lr_factor, schedule_of
-from sdelang.score.trainer import training_loss
+from sdelang.score.trainer import batch_rows, training_loss
 
 from .random_stream import seeded_stream
 
@@ -91,12 +91,19 @@ class TorchTrainingState:
             settings["schedule_steps"] = settings["warmup_steps"] + 1
         return lr_factor(k, **settings)
 
-    def as_data(self, data) -> torch.Tensor:
+    def as_data(self, data):
+        """x in the net's dtype on its device, or the pair (x, labels as int64) of a conditional net."""
+        if isinstance(data, tuple):
+            x, labels = data
+            return self.as_data(x), torch.as_tensor(labels, dtype=torch.long, device=self.device)
         return torch.as_tensor(data).to(device=self.device, dtype=self.dtype)
 
     @staticmethod
-    def take(data: torch.Tensor, rows) -> torch.Tensor:
-        """The rows ``rows`` (indices or a slice) of the data: the one place minibatches are cut."""
+    def take(data, rows):
+        """The rows ``rows`` (indices or a slice) of the data (x, or both of (x, labels)): the one
+        place minibatches are cut."""
+        if isinstance(data, tuple):
+            return tuple(part[rows] for part in data)
         return data[rows]
 
     def autocast(self):
@@ -105,7 +112,7 @@ class TorchTrainingState:
 
     def step(self, data: torch.Tensor) -> torch.Tensor:
         """One optimiser step on a minibatch drawn with replacement; the loss (a 0-d tensor)."""
-        index = self.stream.randint(0, data.shape[0], (self.config["batch_size"],))
+        index = self.stream.randint(0, batch_rows(data), (self.config["batch_size"],))
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             value = training_loss(self.module, self.net, self.take(data, index), self.stream, self.config)

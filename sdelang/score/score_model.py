@@ -27,6 +27,7 @@ import numpy as np
 from .defaults import DEQUANTIZE_SALT, ODE_ATOL, ODE_RTOL, T_MIN
 from .likelihood import log_prob
 from .losses import LOSSES, has_diagonal_kernel
+from .class_labels import check_num_classes, checked_labels
 from .precondition import check_parametrization
 from .result import SampleResult
 from .samplers import default_steps, sample, sampler_options
@@ -118,11 +119,6 @@ def image_shape_of(shape: Tuple[int, ...]) -> Optional[Tuple[int, int, int]]:
     return None
 
 
-#: Class-conditional models (num_classes=, labels=, guidance=) are issue 14's point 5, not built yet.
-CONDITIONAL = ("class-conditional score models (num_classes=, labels=, guidance=) are not implemented yet; "
-               "leave them at None / 0.0")
-
-
 class ScoreModel:
     """A score network for ``spec``'s SDE: ``fit`` (score matching), ``sample`` (EM / PC / ODE /
     few-step), ``log_prob`` (nats) and ``bits_per_dim``.
@@ -153,8 +149,7 @@ class ScoreModel:
                  weighting: Optional[str] = None, t_min: float = T_MIN, precondition: Union[str, bool] = "auto",
                  parametrization: str = "eps", hidden: int = 128, depth: int = 3, seed: int = 0, dtype=None,
                  device=None, num_classes: Optional[int] = None, **params):
-        if num_classes is not None:
-            raise NotImplementedError(CONDITIONAL)
+        self.num_classes = check_num_classes(num_classes)
         if precondition not in ("auto", True, False):
             raise ValueError(f"precondition must be 'auto', True or False, got {precondition!r}")
         check_parametrization(parametrization)
@@ -186,7 +181,8 @@ class ScoreModel:
         precondition = settings["precondition"]
         if net is None:
             net = self.ops.default_score_net(self.dim, hidden=settings["hidden"], depth=settings["depth"],
-                                             seed=settings["seed"], dtype=self.dtype, image_shape=image_shape)
+                                             seed=settings["seed"], dtype=self.dtype, image_shape=image_shape,
+                                             num_classes=self.num_classes)
             precondition = has_diagonal_kernel(self.module) if precondition == "auto" else precondition
         elif precondition == "auto":
             precondition = False
@@ -260,31 +256,63 @@ class ScoreModel:
     # ---------------------------------------------------------------- training
     def fit(self, data, steps: int = 2000, *, batch_size: int = 256, lr: float = 2e-3, ema_decay: float = 0.999,
             seed: int = 0, checkpoint=None, checkpoint_every: int = 500, progress: bool = True,
-            resume: bool = True, grad_clip: Optional[float] = 1.0, labels=None, **loss_options) -> "ScoreModel":
+            resume: bool = True, grad_clip: Optional[float] = 1.0, labels=None, optimizer: str = "adam",
+            weight_decay: float = 0.0, lr_schedule: str = "constant", warmup_steps: int = 0,
+            schedule_steps: Optional[int] = None, min_lr_ratio: float = 0.0, precision: str = "float32",
+            label_dropout: float = 0.1, validation=None, validation_labels=None,
+            validate_every: Optional[int] = None, **loss_options) -> "ScoreModel":
         """Train until ``steps`` total steps (resuming from ``checkpoint`` when it exists) on ``data`` of
-        shape (N, *shape) (flattened to (N, d); ``shape`` is remembered for ``sample``).
-        ``loss_options``: the loss's own keywords (ssm: ``projection``, ``sim_steps``,
-        ``use_kernel``); anything else is a TypeError."""
+        shape (N, *shape) (flattened to (N, d); ``shape`` is remembered for ``sample`` and saved in
+        checkpoints). The optimiser settings (``optimizer``, ``weight_decay``, ``lr_schedule``,
+        ``warmup_steps``, ``schedule_steps``, ``min_lr_ratio``, ``precision``, ``grad_clip``,
+        ``ema_decay``) are :func:`sdelang.score.trainer.training_config`'s and fixed by the first call.
+        ``labels`` (N,) in [0, num_classes) for a conditional model (required then), each replaced
+        by the null label with probability ``label_dropout`` in training. ``validation`` (and
+        ``validation_labels``): held-out data whose loss is recorded every ``validate_every`` steps
+        in ``validation_losses``. ``loss_options``: the loss's own keywords (ssm: ``projection``,
+        ``sim_steps``, ``use_kernel``); anything else is a TypeError."""
         loss = self.loss if self.trainer is None else self.trainer.config["loss"]
         own = keywords(ScoreModel.fit, exclude=("data",))
         extra = keywords(LOSSES[loss], exclude=("module", "x0", *TRAINER_SET)) if loss in LOSSES else []
         reject_unknown("ScoreModel.fit", loss_options, own + extra,
                        f"the loss {loss!r} adds {', '.join(extra)}" if extra else f"the loss {loss!r} has no options")
-        if labels is not None:
-            raise NotImplementedError(CONDITIONAL)
         data, shape = self._flatten(data, "data")
+        data = self._with_labels(data, labels, "labels")
+        if validation is not None:
+            validation, _ = self._flatten(validation, "validation")
+            validation = self._with_labels(validation, validation_labels, "validation_labels")
         self._use_shape(shape)
         if self.trainer is None:
             net = self.initial_net
             if self.ops.is_preconditioned(net):
-                net = self.ops.with_data_std(net, float(np.std(self.ops.to_numpy(data))))
+                x = data[0] if isinstance(data, tuple) else data
+                net = self.ops.with_data_std(net, float(np.std(self.ops.to_numpy(x))))
             self.trainer = ScoreTrainer(self.module, net, loss=self.loss, weighting=self.weighting, t_min=self.t_min,
                                         lr=lr, batch_size=batch_size, ema_decay=ema_decay, grad_clip=grad_clip,
-                                        seed=seed, loss_options=loss_options)
-        self.trainer.fit(data, steps, progress=progress, checkpoint=checkpoint,
-                         checkpoint_every=checkpoint_every, resume=resume)
+                                        seed=seed, loss_options=loss_options, optimizer=optimizer,
+                                        weight_decay=weight_decay, lr_schedule=lr_schedule, warmup_steps=warmup_steps,
+                                        schedule_steps=schedule_steps, min_lr_ratio=min_lr_ratio, precision=precision,
+                                        num_classes=self.num_classes, label_dropout=label_dropout)
+        self.trainer.metadata = {"shape": list(shape), "num_classes": self.num_classes}
+        self.trainer.fit(data, steps, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                         resume=resume, validation=validation, validate_every=validate_every)
         self.shape = shape
         return self
+
+    def _with_labels(self, x, labels, what: str):
+        """x, or the pair (x, labels) of a conditional model, with the labels checked."""
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(f"{what} given to a model without classes: pass num_classes=K to ScoreModel")
+            return x
+        if labels is None:
+            raise ValueError(f"a model with num_classes={self.num_classes} is trained on labelled data: pass {what}=")
+        return x, checked_labels(labels, int(x.shape[0]), self.num_classes, what)
+
+    @property
+    def validation_losses(self):
+        """(step, validation loss) pairs recorded by ``fit(validation=...)``."""
+        return [] if self.trainer is None else self.trainer.validation_losses
 
     @property
     def net(self):
@@ -311,8 +339,19 @@ class ScoreModel:
 
     def load(self, path) -> "ScoreModel":
         """Restore a checkpoint written by ``save`` / ``fit(checkpoint=...)`` (net, EMA, optimiser,
-        step, random stream) into a trainer built from the checkpoint's config."""
+        step, random stream, the data's shape) into a trainer built from the checkpoint's config
+        (the default network rebuilt for that shape: a U-Net checkpoint restores a U-Net)."""
+        metadata = self.ops.load(path).get("metadata", {})
+        shape = metadata.get("shape")
+        if metadata.get("num_classes", self.num_classes) != self.num_classes:
+            raise ValueError(f"the checkpoint is of a model with num_classes={metadata['num_classes']}, "
+                             f"this one has num_classes={self.num_classes}")
+        if shape is not None:
+            self.trainer = None
+            self._use_shape(tuple(int(k) for k in shape))
         self.trainer = ScoreTrainer.from_checkpoint(self.module, self.initial_net, path)
+        if shape is not None:
+            self.shape = tuple(int(k) for k in shape)
         return self
 
     # ---------------------------------------------------------------- sampling and likelihood
@@ -333,8 +372,7 @@ class ScoreModel:
         call is reproducible; the samples are concatenated in order and ``nfe`` is one chunk's (the
         largest, for an adaptive ODE solver, whose chunks may step differently). A tqdm bar shows
         the chunks when there is more than one (``progress=False``: none)."""
-        if labels is not None or guidance:
-            raise NotImplementedError(CONDITIONAL)
+        labels = self._sampling_labels(labels, guidance, n if options.get("x_init") is None else None, options)
         accepted = [name for name in sampler_options(method) if name not in SAMPLE_SET]
         reject_unknown("ScoreModel.sample", options, accepted + ["steps", "seed", "use_ema", "batch_size", "progress",
                                                                  "labels", "guidance"], f"for method {method!r}")
@@ -349,15 +387,35 @@ class ScoreModel:
         if x_init is not None:
             x_init, _ = self._flatten(x_init, "x_init")
         total = int(n) if x_init is None else int(x_init.shape[0])
-        score = self.score_net(use_ema)
+        net = self.score_net(use_ema)
+        if labels is not None and labels.shape[0] != total:
+            raise ValueError(f"labels must have shape ({total},) (one per sample), got {labels.shape}")
         results = []
         bounds = chunk_bounds(total, batch_size)
         for k, (start, stop) in enumerate(progress_over(bounds, progress, f"{method} sampling ({self.ops.name})")):
             part = None if x_init is None else x_init[start:stop]
+            score = net
+            if labels is not None:
+                score = self.ops.guided(net, labels[start:stop], self.num_classes, guidance)
             results.append(sample(self.module, stop - start, method, seed=chunk_seed(self.ops, seed, k), score=score,
                                   x_init=part, **options))
         samples = results[0].samples if len(results) == 1 else self.ops.concatenate([r.samples for r in results])
         return SampleResult(self._unflatten(samples), max(r.nfe for r in results), results[0].method)
+
+    def _sampling_labels(self, labels, guidance: float, n: Optional[int], options: dict):
+        """The labels of a conditional ``sample`` call as int64 (None: unconditional), checked."""
+        if not (isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance >= 0):
+            raise ValueError(f"guidance must be a finite number ≥ 0, got {guidance!r}")
+        if self.num_classes is None:
+            if labels is not None or guidance:
+                raise ValueError("labels= and guidance= need a class-conditional model: ScoreModel(spec, num_classes=K)")
+            return None
+        if labels is None:
+            if guidance:
+                raise ValueError("guidance > 0 needs labels= (the classes to guide towards)")
+            return None
+        count = n if n is not None else int(np.shape(options["x_init"])[0])
+        return checked_labels(labels, count, self.num_classes)
 
     def log_prob(self, x, *, exact: Optional[bool] = None, rtol: float = ODE_RTOL, atol: float = ODE_ATOL,
                  use_ema: bool = True, t_min: Optional[float] = None, seed=0, solver: Optional[str] = None,

@@ -18,6 +18,7 @@ import math
 import os
 from typing import List, Optional, Tuple, Union
 
+from .class_labels import check_num_classes, null_label
 from .defaults import T_MIN, VALIDATION_SALT
 from .losses import LOSSES
 from .lr_schedule import LR_SCHEDULES, is_constant, lr_factor, schedule_of
@@ -49,7 +50,8 @@ def training_config(*, loss: str = "dsm", weighting: Optional[str] = None, t_min
                     seed: int = 0, loss_options: Optional[dict] = None, steps_per_call: int = 50,
                     optimizer: str = "adam", weight_decay: float = 0.0, lr_schedule: str = "constant",
                     warmup_steps: int = 0, schedule_steps: Optional[int] = None, min_lr_ratio: float = 0.0,
-                    precision: str = "float32", **unknown) -> dict:
+                    precision: str = "float32", num_classes: Optional[int] = None, label_dropout: float = 0.1,
+                    **unknown) -> dict:
     """The trainer's settings, checked, as stored in a checkpoint (``weighting=None``: the loss's
     default, λ = σ_t² for DSM and none for SSM, which needs no kernel).
 
@@ -63,7 +65,11 @@ def training_config(*, loss: str = "dsm", weighting: Optional[str] = None, t_min
     precision     "float32"; "bfloat16" or "float16": torch autocasts the loss's forward pass (float16 with
                   a ``GradScaler``, CUDA only); JAX runs the loss with the parameters and the batch cast
                   to that dtype (the master parameters, gradients and optimiser state stay in the net's
-                  dtype, no loss scaling).
+                  dtype, no loss scaling);
+    num_classes   K for a class-conditional net: the data is a pair (x, labels) and net(x, t, y) is
+                  trained with each label replaced by the null label ∅ = K with probability
+                  ``label_dropout`` (so the same net is also the unconditional score, for
+                  classifier-free guidance: :mod:`sdelang.score.guidance`).
     Unknown settings are a TypeError naming them."""
     if unknown:
         known = [name for name in inspect.signature(training_config).parameters if name != "unknown"]
@@ -88,6 +94,8 @@ def training_config(*, loss: str = "dsm", weighting: Optional[str] = None, t_min
         raise ValueError(f"weight_decay must be a finite number ≥ 0, got {weight_decay!r}")
     if not 0 <= float(min_lr_ratio) <= 1:
         raise ValueError(f"min_lr_ratio must lie in [0, 1], got {min_lr_ratio!r}")
+    if not 0 <= float(label_dropout) <= 1:
+        raise ValueError(f"label_dropout must lie in [0, 1], got {label_dropout!r}")
     warmup_steps = _count("warmup_steps", warmup_steps, 0)
     schedule_steps = _count("schedule_steps", schedule_steps, 1, allow_none=True)
     config = {"loss": loss, "weighting": weighting, "t_min": float(t_min), "lr": float(lr),
@@ -96,7 +104,8 @@ def training_config(*, loss: str = "dsm", weighting: Optional[str] = None, t_min
               "loss_options": dict(loss_options or {}), "steps_per_call": int(steps_per_call),
               "optimizer": optimizer, "weight_decay": float(weight_decay), "lr_schedule": lr_schedule,
               "warmup_steps": warmup_steps, "schedule_steps": schedule_steps, "min_lr_ratio": float(min_lr_ratio),
-              "precision": precision}
+              "precision": precision, "num_classes": check_num_classes(num_classes),
+              "label_dropout": float(label_dropout)}
     if schedule_steps is not None:
         check_schedule(config)
     return config
@@ -108,10 +117,47 @@ def check_schedule(config: dict) -> None:
         lr_factor(0, **schedule_of(config))
 
 
-def training_loss(module, net, x0, stream, config: dict):
-    """The configured loss of ``net`` on the batch x0, drawing from ``stream``."""
-    return LOSSES[config["loss"]](module, x0, t_min=config["t_min"], weighting=config["weighting"], stream=stream,
-                                  score=net, **config["loss_options"])
+def batch_rows(data) -> int:
+    """The number of rows of data x or of a labelled pair (x, labels)."""
+    return int((data[0] if isinstance(data, tuple) else data).shape[0])
+
+
+def batch_width(data) -> int:
+    """The numbers per row of x (of data x or of a pair (x, labels))."""
+    return math.prod((data[0] if isinstance(data, tuple) else data).shape[1:])
+
+
+class LabelledScore:
+    """score(x, t) = net(x, t, labels) for fixed labels; the net's ``loss_weight`` (a preconditioned
+    net's) passes through."""
+
+    def __init__(self, net, labels):
+        self.net, self.labels = net, labels
+        if hasattr(net, "loss_weight"):
+            self.loss_weight = net.loss_weight
+
+    def __call__(self, x, t):
+        return self.net(x, t, self.labels)
+
+
+def dropped_labels(ops, labels, stream, probability: float, num_classes: int, dtype):
+    """Each label replaced by the null label ∅ = K with probability p (one uniform per row)."""
+    if probability == 0:
+        return labels
+    u = stream.uniform(tuple(labels.shape), 0.0, 1.0, dtype)
+    return ops.where(u < probability, ops.full(labels.shape, null_label(num_classes), like=labels), labels)
+
+
+def training_loss(module, net, batch, stream, config: dict):
+    """The configured loss of ``net`` on the batch x0 (or, for a conditional net, the pair (x0, labels)
+    with label dropout drawn first), drawing from ``stream``."""
+    score = net
+    if config.get("num_classes") is not None:
+        batch, labels = batch
+        score = LabelledScore(net, dropped_labels(module.ops, labels, stream, config["label_dropout"],
+                                                  config["num_classes"], module.ops.dtype_of(batch)))
+    return LOSSES[config["loss"]](module, batch, t_min=config["t_min"], weighting=config["weighting"], stream=stream,
+                                  score=score, **config["loss_options"])
 
 
 class ScoreTrainer:
@@ -127,6 +173,8 @@ class ScoreTrainer:
         self.step = 0
         self.losses: List[float] = []
         self.validation_losses: List[Tuple[int, float]] = []
+        #: What the owner needs to rebuild the network from a checkpoint (ScoreModel: the data's shape).
+        self.metadata: dict = {}
 
     @property
     def net(self):
@@ -150,17 +198,17 @@ class ScoreTrainer:
         with the fixed stream ``ops.stream(seed, salt=VALIDATION_SALT)`` drawn afresh at each call:
         equal weights give equal values, whatever the training stream has done."""
         data = self.state.as_data(data)
-        rows, size = int(data.shape[0]), self.config["batch_size"]
+        rows, size = batch_rows(data), self.config["batch_size"]
         if rows < 1:
             raise ValueError("the validation data is empty")
         net = self.ops.eval_net(self.ema_net())
         stream = self.ops.stream(self.config["seed"], salt=VALIDATION_SALT, device=self.ops.net_device(net))
         total = 0.0
-        with self.ops.no_grad(), self.ops.threads(size * math.prod(data.shape[1:])):
+        with self.ops.no_grad(), self.ops.threads(size * batch_width(data)):
             for start in range(0, rows, size):
                 batch = self.state.take(data, slice(start, min(rows, start + size)))
                 value, stream = self.state.evaluate(net, batch, stream)
-                total += float(value) * int(batch.shape[0])
+                total += float(value) * batch_rows(batch)
         return total / rows
 
     def train_steps(self, data, target: int) -> List[float]:
@@ -171,7 +219,7 @@ class ScoreTrainer:
         if self.config["lr_schedule"] != "constant" and self.config["schedule_steps"] is None:
             raise ValueError(f"the {self.config['lr_schedule']!r} schedule needs schedule_steps "
                              "(set by fit from its total steps, or given to the trainer)")
-        with self.ops.threads(self.config["batch_size"] * math.prod(data.shape[1:])):
+        with self.ops.threads(self.config["batch_size"] * batch_width(data)):
             values = self.ops.to_floats(self.state.run(data, count))
         self.step += count
         self.losses.extend(values)
@@ -238,6 +286,7 @@ class ScoreTrainer:
     def state_dict(self) -> dict:
         return {"training": self.state.state_dict(), "step": self.step, "losses": list(self.losses),
                 "validation_losses": [list(item) for item in self.validation_losses],
+                "metadata": dict(self.metadata),
                 "config": dict(self.config), "backend": self.ops.name}
 
     def load_state_dict(self, state: dict) -> None:
@@ -253,6 +302,7 @@ class ScoreTrainer:
         self.step = int(state["step"])
         self.losses = list(state["losses"])
         self.validation_losses = [(int(step), float(value)) for step, value in state.get("validation_losses", [])]
+        self.metadata = dict(state.get("metadata", {}))
 
     def save(self, path: PathLike) -> None:
         """The state dict written to a temporary file, then renamed over ``path``, so an interrupted
