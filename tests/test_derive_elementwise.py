@@ -1,5 +1,4 @@
 """Elementwise models: derivations never depend on d (the same expressions for d = 2 and 3072)."""
-import time
 
 import sympy
 from sympy import Integer
@@ -14,17 +13,13 @@ def _derive_all(model):
 def test_derivations_do_not_depend_on_d_value():
     small = dm.vp().replace(dimension=Integer(2))
     large = dm.vp().replace(dimension=Integer(3072))
-    start = time.perf_counter()
     a = _derive_all(small)
-    mid = time.perf_counter()
     b = _derive_all(large)
-    end = time.perf_counter()
     # same per-component objects; only the Sum's upper limit differs
     assert a[0].rhs.function == b[0].rhs.function
     assert a[0].rhs.limits[0][2] == 2 and b[0].rhs.limits[0][2] == 3072
     assert a[1].drift == b[1].drift and a[2].drift == b[2].drift
     assert a[3].cov == b[3].cov
-    assert (end - mid) < 3 * (mid - start) + 1.0
 
 
 def test_derived_models_keep_valid_structure():
