@@ -3,8 +3,9 @@
 ``UNet(shape=(C, H, W), key=...)`` takes x FLAT, of shape (*batch, C·H·W) (any leading batch
 shape, none included), and t a scalar or of the batch shape, and returns (*batch, C·H·W); each
 sample is reshaped to a (C, H, W) image inside and the equinox layers (channel-first, unbatched)
-are vmapped over the batch. Used only when a user asks for it (``score=UNet((1, 8, 8), key=k)``);
-nothing is attached implicitly. The torch backend's ``UNet`` is the same function with the same
+are vmapped over the batch. ``ScoreModel``'s default network for image data (N, C, H, W);
+a compiled module gets it only when asked (``score=UNet((1, 8, 8))``). With ``num_classes=K`` it takes
+net(x, t, labels) (:mod:`sdelang.score.class_labels`). The torch backend's ``UNet`` is the same function with the same
 parameters under the same names (tests/test_score_unet.py copies one into the other).
 
 The architecture, the same in both backends, is in :mod:`sdelang.score.unet_settings`. The

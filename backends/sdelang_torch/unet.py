@@ -2,8 +2,9 @@
 
 ``UNet(shape=(C, H, W))`` takes x FLAT, of shape (*batch, C·H·W) (any leading batch shape, none
 included), and t a scalar or of the batch shape, and returns (*batch, C·H·W); the reshape to
-(C, H, W) images happens inside. Used only when a user asks for it (``score=UNet((1, 8, 8))``);
-nothing is attached implicitly. The JAX backend's ``UNet`` (an equinox Module) is the same function
+(C, H, W) images happens inside. ``ScoreModel``'s default network for image data (N, C, H, W);
+a compiled module gets it only when asked (``score=UNet((1, 8, 8))``). With ``num_classes=K`` it takes
+net(x, t, labels) (:mod:`sdelang.score.class_labels`). The JAX backend's ``UNet`` (an equinox Module) is the same function
 with the same parameters under the same names (tests/test_score_unet.py copies one into the other).
 
 The architecture, the same in both backends, is in :mod:`sdelang.score.unet_settings`. The
