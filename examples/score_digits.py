@@ -237,7 +237,7 @@ def main(argv=None) -> List[BackendReport]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["torch", "jax", "both"], default="both")
     parser.add_argument("--sde", choices=["vp", "subvp"], default="vp", help="examples/<sde>.sde")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default 4000; --quick: 20)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default 2000; --quick: 20)")
     parser.add_argument("--batch-size", type=int, default=128, help="training batch size")
     parser.add_argument("--out", default=os.path.join(ROOT, "out", "score_digits"), help="folder for grids and table")
     parser.add_argument("--seed", type=int, default=0)
@@ -248,7 +248,7 @@ def main(argv=None) -> List[BackendReport]:
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     args = parser.parse_args(argv)
     if args.steps is None:
-        args.steps = 20 if args.quick else 4000
+        args.steps = 20 if args.quick else 2000
     if args.bpd_n is None:
         args.bpd_n = 4 if args.quick else 100
     os.makedirs(args.out, exist_ok=True)
