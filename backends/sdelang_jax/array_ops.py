@@ -54,18 +54,36 @@ TSIT5_EVALUATIONS = ODE_SOLVERS["tsit5"][2]   # 7 stages a step, the first share
 
 
 @eqx.filter_jit
-def _diffrax_solve(field, args, y0, t_start, t_end, rtol, atol, solver, dt0, max_steps: int, evaluations: tuple):
-    """Adaptive (PID on rtol / atol) when dt0 is None, else constant steps of dt0."""
+def _diffrax_solve(field, args, y0, t_start, t_end, rtol, atol, solver, dt0, max_steps: int, evaluations: tuple,
+                   shardings=None):
+    """Adaptive (PID on rtol / atol) when dt0 is None, else constant steps of dt0. ``shardings``
+    (the batch-sharded input's, :func:`sdelang_jax.sharding.batch_shardings`): the state, each
+    vector-field evaluation and the output are constrained to them (diffrax's solve would return
+    them replicated)."""
     if dt0 is None:
         controller = diffrax.PIDController(rtol=rtol, atol=atol)
     else:
         controller = diffrax.ConstantStepSize()
+    term = field
+    if shardings is not None:
+        from .sharding import constrain
+
+        y0 = constrain(y0, shardings)
+
+        def term(t, y, args):
+            return constrain(field(t, constrain(y, shardings), args), shardings)
+    # Sharded: no in-program error check (diffrax's error_if routes the state through one device's
+    # host callback); solve_ode checks the returned result code instead.
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), solver, t_start, t_end, dt0, y0, args=args,
-        stepsize_controller=controller, max_steps=max_steps,
+        diffrax.ODETerm(term), solver, t_start, t_end, dt0, y0, args=args,
+        stepsize_controller=controller, max_steps=max_steps, throw=shardings is None,
     )
     per_step, initial = evaluations
-    return jax.tree_util.tree_map(lambda a: a[-1], sol.ys), per_step * sol.stats["num_steps"] + initial
+    out = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
+    nfe = per_step * sol.stats["num_steps"] + initial
+    if shardings is not None:
+        return constrain(out, shardings), nfe, sol.result == diffrax.RESULTS.successful
+    return out, nfe
 
 
 class JaxOps:
@@ -246,8 +264,18 @@ class JaxOps:
                 raise ValueError(f"the fixed-step ODE solver {name!r} needs its steps: pass steps= or dt=")
             dt0 = as_array((float(t_end) - float(t_start)) / int(steps))
             max_steps = max(max_steps, int(steps) + 1)
-        return _diffrax_solve(field, args, y0, as_array(t_start), as_array(t_end), as_array(rtol), as_array(atol),
-                              solver_class(), dt0, max_steps, evaluations)
+        from .sharding import batch_shardings
+
+        shardings = batch_shardings(y0)
+        solved = _diffrax_solve(field, args, y0, as_array(t_start), as_array(t_end), as_array(rtol), as_array(atol),
+                                solver_class(), dt0, max_steps, evaluations, shardings)
+        if shardings is None:
+            return solved
+        out, nfe, ok = solved
+        if not bool(ok):
+            raise RuntimeError(f"the {name} ODE solve did not reach t={float(t_end)} (max_steps={max_steps} "
+                               "reached, or a non-finite state): raise options={'max_steps': ...} or loosen rtol/atol")
+        return out, nfe
 
     # ------------------------------------------------------------------ modules and networks
     @staticmethod
@@ -325,6 +353,53 @@ class JaxOps:
 
         with open(path, "rb") as handle:
             return pickle.load(handle)
+
+    # ------------------------------------------------------------------ data parallelism
+    # JAX runs data-parallel inside one process over a device mesh (``ScoreModel(mesh=...)``,
+    # :mod:`sdelang_jax.sharding`): one "rank", nothing to gather.
+    @staticmethod
+    def world():
+        return 0, 1
+
+    @staticmethod
+    def distributed_device():
+        return None
+
+    @staticmethod
+    def is_main_process() -> bool:
+        return jax.process_index() == 0
+
+    @staticmethod
+    def barrier() -> None:
+        return None
+
+    @staticmethod
+    def gather_rows(local, counts):
+        return local
+
+    @staticmethod
+    def max_over_ranks(value: int) -> int:
+        return int(value)
+
+    @staticmethod
+    def batch_mesh(mesh=None, devices=None):
+        """A device mesh with a "batch" axis from ``mesh=`` or ``devices=`` (None for neither)."""
+        from .sharding import batch_mesh
+
+        return batch_mesh(mesh, devices)
+
+    @staticmethod
+    def shard_rows(x, mesh):
+        """x with its rows split over the mesh's batch axis."""
+        from .sharding import shard_rows
+
+        return shard_rows(x, mesh)
+
+    @staticmethod
+    def shard_training(state, mesh) -> None:
+        """The trainer state trains data-parallel over the mesh (parameters replicated)."""
+        if state.mesh is not mesh:
+            state.use_mesh(mesh)
 
 
 JAX_OPS = JaxOps()

@@ -1,7 +1,10 @@
 """The JAX half of the trainer (:mod:`sdelang.score.trainer`): Adam / AdamW with the learning-rate
 schedule, the dtype policy, EMA and the key, pure and jitted; ``steps_per_call`` steps run inside
 one ``lax.scan`` (steps past the requested count are masked out, so every call is the same compiled
-program)."""
+program). On a device mesh (``use_mesh``, ``ScoreModel(mesh=...)``): parameters, optimiser state,
+EMA, key and data replicated, each minibatch split over the mesh's batch axis inside the step
+(:mod:`sdelang_jax.sharding`), so XLA computes the loss and gradient data-parallel and all-reduces
+the gradient; the draws are those of one device."""
 from __future__ import annotations
 
 from typing import Any, List, Optional
@@ -169,15 +172,18 @@ def take(data, rows):
     return data[rows]
 
 
-def _train_step(spec: TrainStep, module, static, carry, data, count):
+def _train_step(spec: TrainStep, module, static, carry, data, count, sharding=None):
     """One Adam step on a minibatch drawn with replacement, masked (carry unchanged) once the
-    chunk's step index reaches ``count``. carry = (params, optimiser state, EMA, key, index)."""
+    chunk's step index reaches ``count``. carry = (params, optimiser state, EMA, key, index).
+    ``sharding``: the minibatch's rows are constrained to it (data-parallel on a mesh)."""
     settings = spec.settings
     params, opt_state, ema, key, index = carry
     key_next, key_step = jax.random.split(key)
     stream = JaxStream(key_step)
     rows = stream.randint(0, batch_rows(data), (settings["batch_size"],))
     x0 = take(data, rows)
+    if sharding is not None:
+        x0 = jax.tree_util.tree_map(lambda part: jax.lax.with_sharding_constraint(part, sharding), x0)
     value, grads = jax.value_and_grad(lambda p: policy_loss(module, p, static, x0, stream, settings))(params)
     updates, new_opt = spec.optimizer.update(clip_by_global_norm(grads, settings["grad_clip"]), opt_state, params)
     new_params = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
@@ -188,9 +194,10 @@ def _train_step(spec: TrainStep, module, static, carry, data, count):
 
 
 @eqx.filter_jit
-def _train_chunk(spec: TrainStep, module, params, static, opt_state, ema, key, data, count, length: int):
+def _train_chunk(spec: TrainStep, module, params, static, opt_state, ema, key, data, count, length: int,
+                 sharding=None):
     def body(carry, _):
-        return _train_step(spec, module, static, carry, data, count)
+        return _train_step(spec, module, static, carry, data, count, sharding)
 
     (params, opt_state, ema, key, _), values = jax.lax.scan(
         body, (params, opt_state, ema, key, jnp.zeros((), jnp.int32)), None, length=length)
@@ -231,6 +238,25 @@ class JaxTrainingState:
         self.opt_state = optimizer_of(config).init(trainable(net))
         self.ema = EMA(net, config["ema_decay"])
         self.key = jax.random.PRNGKey(config["seed"])
+        self.mesh = None
+
+    def use_mesh(self, mesh) -> None:
+        """Train data-parallel over ``mesh``'s batch axis (batch_size divisible by its size):
+        network, optimiser state, EMA and key replicated there, as is the data (``as_data``)."""
+        from .sharding import BATCH_AXIS
+
+        size = mesh.shape[BATCH_AXIS]
+        if self.config["batch_size"] % size:
+            raise ValueError(f"batch_size={self.config['batch_size']} must be divisible by the mesh's {size} devices")
+        self.mesh = mesh
+        self._place()
+
+    def _place(self) -> None:
+        if self.mesh is not None:
+            from .sharding import replicate
+
+            self.net, self.opt_state, self.ema, self.key = replicate((self.net, self.opt_state, self.ema, self.key),
+                                                                     self.mesh)
 
     @property
     def optimizer(self) -> Adam:
@@ -251,9 +277,19 @@ class JaxTrainingState:
         """x in the net's dtype, or the pair (x, labels as int32) of a conditional net."""
         if isinstance(data, tuple):
             x, labels = data
-            return self.as_data(x), jnp.asarray(np.asarray(labels), jnp.int32)
+            labels = jnp.asarray(np.asarray(labels), jnp.int32)
+            if self.mesh is not None:
+                from .sharding import replicate
+
+                labels = replicate(labels, self.mesh)
+            return self.as_data(x), labels
         dtype = jax.tree_util.tree_leaves(trainable(self.net))[0].dtype
-        return jnp.asarray(np.asarray(data), dtype=dtype)
+        x = jnp.asarray(np.asarray(data), dtype=dtype)
+        if self.mesh is not None:
+            from .sharding import replicate
+
+            x = replicate(x, self.mesh)
+        return x
 
     take = staticmethod(take)
 
@@ -270,9 +306,16 @@ class JaxTrainingState:
         params, static = eqx.partition(self.net, eqx.is_inexact_array)
         params, self.opt_state, self.ema, self.key, values = _train_chunk(
             self.spec, self.module, params, static, self.opt_state, self.ema, self.key, data,
-            jnp.asarray(count, jnp.int32), self.config["steps_per_call"])
+            jnp.asarray(count, jnp.int32), self.config["steps_per_call"], self._batch_sharding())
         self.net = eqx.combine(params, static)
         return values[:count]
+
+    def _batch_sharding(self):
+        if self.mesh is None:
+            return None
+        from .sharding import batch_sharding
+
+        return batch_sharding(self.mesh)
 
     def ema_net(self):
         return self.ema.averaged(self.net)
@@ -290,3 +333,4 @@ class JaxTrainingState:
                        num_updates=state["ema_updates"])
         self.opt_state = _restore(self.opt_state, state["optimizer"])
         self.key = jnp.asarray(state["key"], dtype=jnp.uint32)
+        self._place()

@@ -333,5 +333,60 @@ class TorchOps:
     def load(path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=False)
 
+    # ------------------------------------------------------------------ data parallelism (torchrun)
+    @staticmethod
+    def world():
+        """(rank, world size) of torch.distributed ((0, 1) in one process; see ``distributed``)."""
+        from .distributed import world
+
+        return world()
+
+    @staticmethod
+    def distributed_device():
+        """cuda:LOCAL_RANK under torchrun on a GPU node, else None."""
+        from .distributed import local_device
+
+        return local_device()
+
+    @staticmethod
+    def is_main_process() -> bool:
+        from .distributed import is_main_process
+
+        return is_main_process()
+
+    @staticmethod
+    def barrier() -> None:
+        from .distributed import barrier
+
+        barrier()
+
+    @staticmethod
+    def gather_rows(local, counts):
+        from .distributed import gather_rows
+
+        return gather_rows(local, counts)
+
+    @staticmethod
+    def max_over_ranks(value: int) -> int:
+        from .distributed import max_over_ranks
+
+        return max_over_ranks(value)
+
+    @staticmethod
+    def batch_mesh(mesh=None, devices=None):
+        """None: device meshes are JAX's; torch runs data-parallel under torchrun (WORLD_SIZE > 1)."""
+        if mesh is not None or devices is not None:
+            raise TypeError("mesh= / devices= are for the JAX backend; the torch backend runs data-parallel "
+                            "under torchrun (torchrun --nproc_per_node=N script.py)")
+        return None
+
+    @staticmethod
+    def shard_rows(x, mesh):
+        raise TypeError("the torch backend has no device mesh (use torchrun)")
+
+    @staticmethod
+    def shard_training(state, mesh) -> None:
+        raise TypeError("the torch backend has no device mesh (use torchrun)")
+
 
 TORCH_OPS = TorchOps()

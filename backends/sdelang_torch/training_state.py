@@ -1,5 +1,7 @@
 """The torch half of the trainer (:mod:`sdelang.score.trainer`): network, Adam/AdamW with the
-learning-rate schedule (``LambdaLR``), autocast and ``GradScaler``, EMA, stream."""
+learning-rate schedule (``LambdaLR``), autocast and ``GradScaler``, EMA, stream; under torchrun
+(WORLD_SIZE > 1) the network trains inside ``DistributedDataParallel`` on a per-rank slice of each
+global minibatch (:mod:`sdelang_torch.distributed`)."""
 from __future__ import annotations
 
 import contextlib
@@ -13,6 +15,7 @@ from sdelang.score.ema import ema_decay
 from sdelang.score.lr_schedule import lr_factor, schedule_of
 from sdelang.score.trainer import batch_rows, training_loss
 
+from . import distributed
 from .random_stream import seeded_stream
 
 
@@ -82,6 +85,13 @@ class TorchTrainingState:
         self.scaler = torch.amp.GradScaler("cuda") if precision == "float16" else None
         self.ema = EMA(net, config["ema_decay"])
         self.stream = seeded_stream(config["seed"], device=self.device)
+        self.rank, self.world_size = distributed.world(self.device)
+        self.train_net, self.train_stream, self.rows = net, self.stream, slice(None)
+        if self.world_size > 1:
+            self.rows = distributed.local_rows(config["batch_size"], self.rank, self.world_size)
+            self.train_net = distributed.data_parallel(net, self.device)
+            self.train_stream = distributed.SlicedStream(self.stream, self.rank, self.world_size,
+                                                         config["batch_size"] // self.world_size)
 
     def _factor(self, k: int) -> float:
         """f(k) of the schedule; before ``fit`` has set schedule_steps only k ≤ warmup_steps is asked for
@@ -111,11 +121,14 @@ class TorchTrainingState:
         return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     def step(self, data: torch.Tensor) -> torch.Tensor:
-        """One optimiser step on a minibatch drawn with replacement; the loss (a 0-d tensor)."""
-        index = self.stream.randint(0, batch_rows(data), (self.config["batch_size"],))
+        """One optimiser step on a minibatch drawn with replacement; the loss (a 0-d tensor). Under
+        DDP: the global minibatch's indices drawn on every rank alike, this rank's slice of them,
+        t and ε drawn at the global batch shape and sliced (``SlicedStream``), the loss this slice's
+        mean (DDP averages the gradients over the ranks)."""
+        index = self.stream.randint(0, batch_rows(data), (self.config["batch_size"],))[self.rows]
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            value = training_loss(self.module, self.net, self.take(data, index), self.stream, self.config)
+            value = training_loss(self.module, self.train_net, self.take(data, index), self.train_stream, self.config)
         if value.dtype != self.dtype:
             value = value.to(self.dtype)
         if self.scaler is None:
@@ -135,8 +148,10 @@ class TorchTrainingState:
         return value.detach()
 
     def run(self, data: torch.Tensor, count: int) -> torch.Tensor:
+        """k steps; their losses (under DDP the global-batch losses: the slice losses averaged over
+        the ranks, one all-reduce per chunk)."""
         self.net.train()
-        return torch.stack([self.step(data) for _ in range(int(count))])
+        return distributed.mean_over_ranks(torch.stack([self.step(data) for _ in range(int(count))]))
 
     @torch.no_grad()
     def evaluate(self, net: nn.Module, x0: torch.Tensor, stream):

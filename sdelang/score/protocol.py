@@ -159,3 +159,23 @@ class ArrayOps(Protocol):
         ``load_state_dict(state)``."""
     def save(self, state: dict, path) -> None: ...
     def load(self, path) -> dict: ...
+
+    # data parallelism across processes (torch.distributed under torchrun; JAX: one process, a mesh)
+    def world(self) -> Tuple[int, int]:
+        """(rank, world size); (0, 1) in a single process."""
+    def distributed_device(self):
+        """The device a rank's network defaults to (torch under torchrun on GPUs: cuda:LOCAL_RANK), else None."""
+    def is_main_process(self) -> bool:
+        """True on the rank that writes checkpoints (rank 0)."""
+    def barrier(self) -> None:
+        """Wait for every rank (nothing in one process)."""
+    def gather_rows(self, local: Array, counts) -> Array:
+        """Every rank's rows (rank r holds counts[r]) concatenated in rank order, on every rank."""
+    def max_over_ranks(self, value: int) -> int: ...
+    # data parallelism inside one process over a device mesh (JAX; torch raises TypeError for a mesh)
+    def batch_mesh(self, mesh=None, devices=None):
+        """The mesh with a "batch" axis that ``mesh=`` / ``devices=`` describe, or None for neither."""
+    def shard_rows(self, x: Array, mesh) -> Array:
+        """x with its rows split over the mesh's batch axis."""
+    def shard_training(self, state, mesh) -> None:
+        """The trainer state trains with each minibatch split over the mesh (parameters replicated)."""

@@ -83,6 +83,28 @@ def chunk_seed(ops, seed, k: int):
     return ops.stream(seed, salt=k).spawn_seed()
 
 
+def rank_chunks(count: int, rank: int, size: int) -> range:
+    """The chunk indices rank ``rank`` of ``size`` computes: a contiguous block of the ``count``
+    chunks (all of them in one process), so the ranks' rows gathered in rank order are in order."""
+    return range(count * rank // size, count * (rank + 1) // size)
+
+
+def data_parallel_chunks(ops, total: int, batch_size: Optional[int]):
+    """(bounds of all chunks, this rank's chunk indices, rows per rank) of a batched call. In one
+    process: ``chunk_bounds(total, batch_size)``, every chunk. Data-parallel (``ops.world()`` size
+    N > 1): the same chunks as one process with that ``batch_size`` (ceil(total / N) when None),
+    seeded by their global index, dealt to the ranks in contiguous blocks; the result does not
+    depend on N."""
+    rank, size = ops.world()
+    if size > 1 and batch_size is None:
+        batch_size = max(1, math.ceil(total / size))
+    bounds = chunk_bounds(total, batch_size)
+    if size == 1:
+        return bounds, list(range(len(bounds))), [total]
+    counts = [sum(bounds[k][1] - bounds[k][0] for k in rank_chunks(len(bounds), r, size)) for r in range(size)]
+    return bounds, list(rank_chunks(len(bounds), rank, size)), counts
+
+
 def progress_over(items: list, progress: bool, desc: str):
     """``items`` with a tqdm bar when ``progress`` and there is more than one."""
     if progress and len(items) > 1:
@@ -137,8 +159,18 @@ class ScoreModel:
     eight Gaussians, 1500 steps: energy distance 0.031 for "eps", 0.062 for "v"). A user net(x, t) replaces the default and is used as it is unless
     precondition=True; it is tried once on x of shape (2, dim) so that a net of another dimension
     fails here, with a message, and not deep inside a sampler. ``device`` (torch): where the
-    network, the data, the samples and the likelihoods live. ``**params`` override the spec's
-    parameters (``d=64`` for 64 numbers per sample of an elementwise spec).
+    network, the data, the samples and the likelihoods live (under torchrun on GPUs, None means
+    cuda:LOCAL_RANK). ``**params`` override the spec's parameters (``d=64`` for 64 numbers per
+    sample of an elementwise spec).
+
+    Data parallelism. torch: under ``torchrun`` (WORLD_SIZE > 1) ``fit`` trains in
+    DistributedDataParallel, each rank on its slice of the same global minibatch, rank 0 writing
+    checkpoints; ``sample`` / ``log_prob`` / ``bits_per_dim`` deal their chunks to the ranks and
+    return all rows on every rank (:mod:`sdelang_torch.distributed` says why the result does not
+    depend on the number of processes). JAX: ``mesh=`` (a ``jax.sharding.Mesh`` with a "batch"
+    axis) or ``devices=`` (a count, a list, or "all") splits every batch over the devices —
+    training minibatches, samples, log_prob's points — with the parameters replicated; outputs
+    stay sharded over the mesh (:mod:`sdelang_jax.sharding`).
 
     ``shape``: the shape of one data sample, remembered by ``fit`` (None before): data, ``x`` and
     ``x_init`` of shape (N, *shape) are flattened to (N, d), samples come back as (n, *shape)."""
@@ -148,7 +180,7 @@ class ScoreModel:
     def __init__(self, spec, net=None, *, backend: Optional[str] = None, loss: str = "dsm",
                  weighting: Optional[str] = None, t_min: float = T_MIN, precondition: Union[str, bool] = "auto",
                  parametrization: str = "eps", hidden: int = 128, depth: int = 3, seed: int = 0, dtype=None,
-                 device=None, num_classes: Optional[int] = None, **params):
+                 device=None, num_classes: Optional[int] = None, mesh=None, devices=None, **params):
         self.num_classes = check_num_classes(num_classes)
         if precondition not in ("auto", True, False):
             raise ValueError(f"precondition must be 'auto', True or False, got {precondition!r}")
@@ -158,7 +190,8 @@ class ScoreModel:
         self.ops = self.module.ops
         self.dim = self.module.dimension
         self.dtype = self.ops.default_dtype if dtype is None else dtype
-        self.device = device
+        self.device = self.ops.distributed_device() if device is None else device
+        self.mesh = self.ops.batch_mesh(mesh, devices)
         self.shape: Optional[Tuple[int, ...]] = None
         self.loss, self.t_min = loss, float(t_min)
         self.trainer: Optional[ScoreTrainer] = None
@@ -294,6 +327,8 @@ class ScoreModel:
                                         schedule_steps=schedule_steps, min_lr_ratio=min_lr_ratio, precision=precision,
                                         num_classes=self.num_classes, label_dropout=label_dropout)
         self.trainer.metadata = {"shape": list(shape), "num_classes": self.num_classes}
+        if self.mesh is not None:
+            self.ops.shard_training(self.trainer.state, self.mesh)
         self.trainer.fit(data, steps, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                          resume=resume, validation=validation, validate_every=validate_every)
         self.shape = shape
@@ -350,6 +385,8 @@ class ScoreModel:
             self.trainer = None
             self._use_shape(tuple(int(k) for k in shape))
         self.trainer = ScoreTrainer.from_checkpoint(self.module, self.initial_net, path)
+        if self.mesh is not None:
+            self.ops.shard_training(self.trainer.state, self.mesh)
         if shape is not None:
             self.shape = tuple(int(k) for k in shape)
         return self
@@ -391,16 +428,35 @@ class ScoreModel:
         if labels is not None and labels.shape[0] != total:
             raise ValueError(f"labels must have shape ({total},) (one per sample), got {labels.shape}")
         results = []
-        bounds = chunk_bounds(total, batch_size)
-        for k, (start, stop) in enumerate(progress_over(bounds, progress, f"{method} sampling ({self.ops.name})")):
+        bounds, mine, counts = data_parallel_chunks(self.ops, total, batch_size)
+        for k in progress_over(mine, progress, f"{method} sampling ({self.ops.name})"):
+            start, stop = bounds[k]
             part = None if x_init is None else x_init[start:stop]
+            if self.mesh is not None:
+                if part is None:
+                    part = self.ops.prior_sample(self.module, stop - start, chunk_seed(self.ops, seed, k),
+                                                 options["dtype"], options["device"])
+                part = self.ops.shard_rows(self.ops.asarray(part, dtype=options["dtype"]), self.mesh)
             score = net
             if labels is not None:
                 score = self.ops.guided(net, labels[start:stop], self.num_classes, guidance)
             results.append(sample(self.module, stop - start, method, seed=chunk_seed(self.ops, seed, k), score=score,
                                   x_init=part, **options))
-        samples = results[0].samples if len(results) == 1 else self.ops.concatenate([r.samples for r in results])
-        return SampleResult(self._unflatten(samples), max(r.nfe for r in results), results[0].method)
+        if len(counts) == 1:
+            samples = results[0].samples if len(results) == 1 else self.ops.concatenate([r.samples for r in results])
+            return SampleResult(self._unflatten(samples), max(r.nfe for r in results), results[0].method)
+        samples = self.ops.gather_rows(self._local_rows(results and [r.samples for r in results], options), counts)
+        nfe = self.ops.max_over_ranks(max((r.nfe for r in results), default=0))
+        return SampleResult(self._unflatten(samples), nfe, results[0].method if results else method)
+
+    def _local_rows(self, parts, options: dict):
+        """This rank's rows of a data-parallel call (an empty (0, d) array when it drew no chunk)."""
+        if parts:
+            return parts[0] if len(parts) == 1 else self.ops.concatenate(parts)
+        device = options.get("device", self.device)
+        if device is None:
+            device = self.ops.net_device(self.net)
+        return self.ops.asarray(np.zeros((0, self.dim)), dtype=options.get("dtype", self.dtype), device=device)
 
     def _sampling_labels(self, labels, guidance: float, n: Optional[int], options: dict):
         """The labels of a conditional ``sample`` call as int64 (None: unconditional), checked."""
@@ -439,12 +495,18 @@ class ScoreModel:
         settings = dict(exact=exact, rtol=rtol, atol=atol, t_min=t_min, solver=solver, steps=steps, dt=dt,
                         prior=prior, method=method, options=options)
         parts = []
-        bounds = chunk_bounds(int(x.shape[0]), batch_size)
+        bounds, mine, counts = data_parallel_chunks(self.ops, int(x.shape[0]), batch_size)
         with self.ops.no_grad():
-            for k, (start, stop) in enumerate(progress_over(bounds, progress, f"log_prob ({self.ops.name})")):
+            for k in progress_over(mine, progress, f"log_prob ({self.ops.name})"):
+                start, stop = bounds[k]
                 rows = x if len(bounds) == 1 else x[start:stop]
+                if self.mesh is not None:
+                    rows = self.ops.shard_rows(rows, self.mesh)
                 parts.append(log_prob(module, rows, seed=chunk_seed(self.ops, seed, k), **settings))
-        return parts[0] if len(parts) == 1 else self.ops.concatenate(parts)
+        if len(counts) == 1:
+            return parts[0] if len(parts) == 1 else self.ops.concatenate(parts)
+        local = (parts[0] if len(parts) == 1 else self.ops.concatenate(parts)) if parts else x[:0, 0]
+        return self.ops.gather_rows(local, counts)
 
     def bits_per_dim(self, x, dequantize: bool = False, bits: int = 8, batch_size: Optional[int] = None, *,
                      seed=0, **options):

@@ -5,7 +5,9 @@ holds the network, the optimiser (Adam or AdamW with global-norm gradient clippi
 rate of :mod:`sdelang.score.lr_schedule`), the EMA of the weights and one random stream, and runs
 ``k`` optimiser steps at a time (torch: a Python loop; JAX: one jitted ``lax.scan``). Every random
 number (minibatch indices, t, ε, projections) comes from that stream and the stream is checkpointed,
-so a resumed run reproduces an uninterrupted one bit for bit. Losses are read back once per chunk
+so a resumed run reproduces an uninterrupted one bit for bit. Under torchrun (WORLD_SIZE > 1) the torch
+state trains data-parallel: each rank takes its slice of the same global minibatch (batch_size must
+be divisible by the world size) and only rank 0 writes checkpoints (:mod:`sdelang_torch.distributed`). Losses are read back once per chunk
 of ``steps_per_call`` steps, never per step. The validation loss (``fit(validation=...)``) is the
 EMA network's loss under a fixed stream of its own (``VALIDATION_SALT``): it depends on the weights
 only, not on how far the training stream has advanced.
@@ -306,10 +308,14 @@ class ScoreTrainer:
 
     def save(self, path: PathLike) -> None:
         """The state dict written to a temporary file, then renamed over ``path``, so an interrupted
-        save leaves the old checkpoint intact."""
-        tmp = f"{os.fspath(path)}.tmp"
-        self.ops.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        save leaves the old checkpoint intact. Data-parallel (torchrun): rank 0 writes, the other
+        ranks wait for it (their state is identical and independent of the world size, so the
+        checkpoint resumes on any number of processes)."""
+        if self.ops.is_main_process():
+            tmp = f"{os.fspath(path)}.tmp"
+            self.ops.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        self.ops.barrier()
 
     def load(self, path: PathLike) -> None:
         self.load_state_dict(self.ops.load(path))
