@@ -43,10 +43,16 @@ def run(out: pathlib.Path, workers: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def folders(tmp_path_factory):
     one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
     run(one, 1)
     run(two, 2)
+    return one, two
+
+
+@pytest.fixture(scope="module")
+def runs(folders):
+    one, two = folders
     return (np.load(one / "rank0.npz"),), (np.load(two / "rank0.npz"), np.load(two / "rank1.npz"))
 
 
@@ -97,3 +103,24 @@ def test_the_chunks_are_dealt_in_contiguous_blocks_independent_of_the_world_size
         for size in (1, 2, 3, 4):
             blocks = [list(rank_chunks(count, r, size)) for r in range(size)]
             assert sum(blocks, []) == list(range(count))
+
+
+def test_the_checkpoint_does_not_depend_on_the_world_size(folders):
+    """The 2-worker checkpoint (written by rank 0) holds the one-process state: the same step and
+    generator state (so a resumed run in any world size continues the same stream), and weights,
+    EMA and Adam moments equal to rounding."""
+    import torch
+
+    one, two = (torch.load(folder / "checkpoint.pt", weights_only=False) for folder in folders)
+    assert one["step"] == two["step"] == 60
+    assert torch.equal(one["training"]["generator"], two["training"]["generator"])
+    for key in ("net",):
+        for name, value in one["training"][key].items():
+            torch.testing.assert_close(two["training"][key][name], value, rtol=0, atol=1e-5)
+    for name, value in one["training"]["ema"]["shadow"].items():
+        torch.testing.assert_close(two["training"]["ema"]["shadow"][name], value, rtol=0, atol=1e-5)
+    for index, state in one["training"]["optimizer"]["state"].items():
+        other = two["training"]["optimizer"]["state"][index]
+        assert int(other["step"]) == int(state["step"])
+        torch.testing.assert_close(other["exp_avg"], state["exp_avg"], rtol=0, atol=1e-5)
+        torch.testing.assert_close(other["exp_avg_sq"], state["exp_avg_sq"], rtol=1e-3, atol=1e-8)
