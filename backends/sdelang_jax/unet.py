@@ -1,9 +1,12 @@
 """A small U-Net score network for image-shaped states, called as net(x, t) like every sdelang net.
 
 ``UNet(shape=(C, H, W), key=...)`` takes x FLAT, of shape (*batch, C·H·W) (any leading batch
-shape, none included), and t a scalar or of the batch shape, and returns (*batch, C·H·W); each
-sample is reshaped to a (C, H, W) image inside and the equinox layers (channel-first, unbatched)
-are vmapped over the batch. ``ScoreModel``'s default network for image data (N, C, H, W);
+shape, none included), and t a scalar or of the batch shape, and returns (*batch, C·H·W). The
+parameters live in equinox layers (Conv2d weights O×I×kh×kw, as torch's), but the computation runs
+on the whole batch in channel-last layout (N, H, W, C), each convolution as shifted slices times
+weight matrices (:func:`conv_nhwc`): XLA:CPU runs convolutions, and their gradients, inside a
+loop body 7-25× slower than outside it (jax issue #12868), and every sampler and the trainer
+run the net inside ``lax.scan``. ``ScoreModel``'s default network for image data (N, C, H, W);
 a compiled module gets it only when asked (``score=UNet((1, 8, 8))``). With ``num_classes=K`` it takes
 net(x, t, labels) (:mod:`sdelang.score.class_labels`). The torch backend's ``UNet`` is the same function with the same
 parameters under the same names (tests/test_score_unet.py copies one into the other).
@@ -32,7 +35,7 @@ from .nets import one_hot_labels
 
 class ResBlock(eqx.Module):
     """GroupNorm → SiLU → conv3×3 → + Linear(SiLU(e)) → GroupNorm → SiLU → conv3×3, plus the skip
-    (on one unbatched (channels, H, W) image)."""
+    (on channel-last images (N, H, W, channels))."""
 
     norm1: eqx.nn.GroupNorm
     conv1: eqx.nn.Conv2d
@@ -51,14 +54,53 @@ class ResBlock(eqx.Module):
         self.skip = eqx.nn.Conv2d(cin, cout, 1, dtype=dtype, key=k4) if cin != cout else None
 
     def __call__(self, x, e):
-        h = self.conv1(jax.nn.silu(self.norm1(x)))
-        h = h + self.temb(jax.nn.silu(e))[:, None, None]
-        h = self.conv2(jax.nn.silu(self.norm2(h)))
-        return h + (x if self.skip is None else self.skip(x))
+        """x (N, H, W, cin) channel-last, e (N, embed_dim)."""
+        h = conv_nhwc(self.conv1, jax.nn.silu(group_norm_nhwc(self.norm1, x)))
+        h = h + linear_rows(self.temb, jax.nn.silu(e))[:, None, None, :]
+        h = conv_nhwc(self.conv2, jax.nn.silu(group_norm_nhwc(self.norm2, h)))
+        return h + (x if self.skip is None else conv_nhwc(self.skip, x))
+
+
+def conv_nhwc(layer: eqx.nn.Conv2d, h):
+    """``layer`` (weights O×I×kh×kw, bias O×1×1, its stride and zero padding) applied to channel-last
+    h (N, H, W, I), as a sum over the kernel's kh·kw offsets of shifted (strided) slices of the
+    padded input times the I×O slice of the weights:
+        out[n, y, x, o] = b_o + Σ_{i,j,c} pad(h)[n, s y + i, s x + j, c] · w[o, c, i, j].
+    Only slices, pads and matrix products, forward and backward: XLA:CPU runs convolutions inside a
+    loop body (the samplers' and the trainer's ``lax.scan``) 7-25× slower than outside it (measured
+    here; jax issue #12868), matrix products at full speed."""
+    out_c, _, kh, kw = layer.weight.shape
+    (top, bottom), (left, right) = (tuple(p) for p in layer.padding)
+    sy, sx = layer.stride
+    padded = jnp.pad(h, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    height = (padded.shape[1] - kh) // sy + 1
+    width = (padded.shape[2] - kw) // sx + 1
+    out = layer.bias.reshape(-1)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, i:i + sy * (height - 1) + 1:sy, j:j + sx * (width - 1) + 1:sx, :]
+            out = out + window @ layer.weight[:, :, i, j].T
+    return out
+
+
+def group_norm_nhwc(layer: eqx.nn.GroupNorm, h):
+    """GroupNorm (biased variance over each group's channels and all pixels, then scale and shift per
+    channel, as torch's) of channel-last h (N, H, W, C)."""
+    n, height, width, c = h.shape
+    g = h.reshape(n, height, width, layer.groups, c // layer.groups)
+    mean = jnp.mean(g, axis=(1, 2, 4), keepdims=True)
+    var = jnp.mean((g - mean) ** 2, axis=(1, 2, 4), keepdims=True)
+    g = (g - mean) * jax.lax.rsqrt(var + layer.eps)
+    return g.reshape(n, height, width, c) * layer.weight + layer.bias
+
+
+def linear_rows(layer: eqx.nn.Linear, e):
+    """``layer`` on each row of e (N, in)."""
+    return e @ layer.weight.T + layer.bias
 
 
 def _upsample(h):
-    """Nearest-neighbour ×2 of a (channels, H, W) image."""
+    """Nearest-neighbour ×2 of channel-last images (N, H, W, C)."""
     return jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
 
 
@@ -180,32 +222,32 @@ class UNet(eqx.Module):
         return self.shape[0] * self.shape[1] * self.shape[2]
 
     def embed(self, t):
-        """e(t) of shape (embed_dim,) for a scalar t."""
-        angles = jnp.asarray(self.frequencies, t.dtype) * t
-        phi = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)])
-        return self.time2(jax.nn.silu(self.time1(phi)))
+        """e(t) of shape (N, embed_dim) for t of shape (N,)."""
+        angles = t[:, None] * jnp.asarray(self.frequencies, t.dtype)
+        phi = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+        return linear_rows(self.time2, jax.nn.silu(linear_rows(self.time1, phi)))
 
-    def _image(self, x, t, label):
-        """The net on one (C, H, W) image x at a scalar t (and label: its one-hot, or None)."""
+    def _images(self, x, t, labels):
+        """The net on channel-last images x (N, H, W, C) at times t (N,) (labels: one-hots or None)."""
         e = self.embed(t)
-        if label is not None:
-            e = e + self.label_embed(label)
-        h = self.stem(x)
+        if labels is not None:
+            e = e + linear_rows(self.label_embed, labels)
+        h = conv_nhwc(self.stem, x)
         skips = []
         for level, level_blocks in enumerate(self.down):
             for block in level_blocks:
                 h = block(h, e)
             skips.append(h)
             if level < len(self.downsamples):
-                h = self.downsamples[level](h)
+                h = conv_nhwc(self.downsamples[level], h)
         h = self.mid(h, e)
         for i, level_blocks in enumerate(self.up):
-            h = jnp.concatenate([h, skips.pop()], axis=0)
+            h = jnp.concatenate([h, skips.pop()], axis=-1)
             for block in level_blocks:
                 h = block(h, e)
             if i < len(self.upsamples):
-                h = self.upsamples[i](_upsample(h))
-        return self.head(jax.nn.silu(self.head_norm(h)))
+                h = conv_nhwc(self.upsamples[i], _upsample(h))
+        return conv_nhwc(self.head, jax.nn.silu(group_norm_nhwc(self.head_norm, h)))
 
     def __call__(self, x, t, labels=None):
         x = jnp.asarray(x)
@@ -214,12 +256,11 @@ class UNet(eqx.Module):
         batch = x.shape[:-1]
         dtype = self.stem.weight.dtype
         t = jnp.broadcast_to(jnp.asarray(t, dtype), batch).reshape(-1)
-        images = x.astype(dtype).reshape(-1, *self.shape)
+        images = jnp.transpose(x.astype(dtype).reshape(-1, *self.shape), (0, 2, 3, 1))
+        onehot = None
         if self.num_classes is not None:
             onehot = one_hot_labels(labels, batch, self.num_classes, dtype).reshape(-1, self.num_classes + 1)
-            out = jax.vmap(self._image)(images, t, onehot)
         elif labels is not None:
             raise ValueError("this UNet has no classes (num_classes=None): call it without labels")
-        else:
-            out = jax.vmap(lambda image, time: self._image(image, time, None))(images, t)
+        out = jnp.transpose(self._images(images, t, onehot), (0, 3, 1, 2))
         return out.reshape(*batch, self.dim).astype(x.dtype)
