@@ -27,6 +27,8 @@ backend, and one of real digits) and the table (table.md) go to ``--out``.
 
     python examples/score_digits.py [--backend torch|jax|both] [--steps N] [--out out/score_digits]
     python examples/score_digits.py --quick      # a tiny run (seconds), for tests
+    torchrun --standalone --nproc_per_node=2 examples/score_digits.py --backend torch   # data-parallel
+    (every rank trains on its share of each batch and samples its share; rank 0 prints and writes)
 """
 from __future__ import annotations
 
@@ -50,6 +52,14 @@ RANGE = (-1.1, 1.1)
 OUTSIDE_MAX = 0.01      # issue 14: fewer than 1 % of pixels outside RANGE
 RATIO_MAX = 2.0         # issue 14: within 2x of the real-vs-real MMD
 CRITERION_SAMPLERS = ("em", "pc", "ode")
+#: Under torchrun (WORLD_SIZE > 1) every rank trains and samples its share; rank 0 alone prints and writes.
+WORLD_SIZE = int(os.environ.get("WORLD_SIZE", "1"))
+LEAD = int(os.environ.get("RANK", "0")) == 0
+
+
+def say(*args, **kwargs) -> None:
+    if LEAD:
+        print(*args, **kwargs)
 
 
 @dataclass
@@ -148,7 +158,7 @@ def run_backend(backend: str, args, train, reference: Reference, held_out) -> Ba
         from sdelang_jax import ScoreModel
     spec = os.path.join(HERE, f"{args.sde}.sde")
     start_all = time.perf_counter()
-    print(f"\n== {backend}: {os.path.relpath(spec, ROOT)}, ScoreModel defaults, d = 64, "
+    say(f"\n== {backend}: {os.path.relpath(spec, ROOT)}, ScoreModel defaults, d = 64, "
           f"{args.steps} steps of batch {args.batch_size} on {len(train)} digits")
     model = ScoreModel(spec, backend=backend, d=64, seed=args.seed)
     start = time.perf_counter()
@@ -156,7 +166,7 @@ def run_backend(backend: str, args, train, reference: Reference, held_out) -> Ba
     train_seconds = time.perf_counter() - start
     losses = np.asarray(model.losses, float)
     final_loss = float(losses[-max(1, len(losses) // 10):].mean()) if len(losses) else float("nan")
-    print(f"trained in {train_seconds:.1f} s; loss over the last 10 % of steps {final_loss:.4f}")
+    say(f"trained in {train_seconds:.1f} s; loss over the last 10 % of steps {final_loss:.4f}")
     report = BackendReport(backend, os.path.relpath(spec, ROOT), args.steps, args.batch_size, train_seconds, final_loss)
     n = len(reference.a)
     for label, method, options in samplers(args.quick):
@@ -168,9 +178,10 @@ def run_backend(backend: str, args, train, reference: Reference, held_out) -> Ba
         row = reference.row(label, method, result.nfe, seconds, x)
         report.rows.append(row)
         path = os.path.join(args.out, f"{backend}_{method}.png")
-        report.grids[method] = image_grid(x, path, max_images=100, ncol=10,
-                                          title=f"{backend}, {label}: {100 * row.outside:.2f} % outside [-1.1, 1.1]")
-        print(f"{label}: NFE {result.nfe}, {seconds:.1f} s, {100 * row.outside:.2f} % outside, "
+        if LEAD:
+            report.grids[method] = image_grid(x, path, max_images=100, ncol=10,
+                                              title=f"{backend}, {label}: {100 * row.outside:.2f} % outside [-1.1, 1.1]")
+        say(f"{label}: NFE {result.nfe}, {seconds:.1f} s, {100 * row.outside:.2f} % outside, "
               f"MMD² {row.mmd2_u:.2e}, ratio {row.ratio:.2f}, grid {os.path.relpath(path)}")
     if args.bpd_n > 0:
         start = time.perf_counter()
@@ -180,7 +191,7 @@ def run_backend(backend: str, args, train, reference: Reference, held_out) -> Ba
         report.bpd_seconds = time.perf_counter() - start
         report.bpd, report.bpd_n = float(bpd.mean()), len(bpd)
         report.bpd_se = float(bpd.std(ddof=1) / np.sqrt(len(bpd))) if len(bpd) > 1 else float("nan")
-        print(f"bits/dim of {len(bpd)} held-out digits (dequantised, 8-bit): {report.bpd:.3f} ± {report.bpd_se:.3f} "
+        say(f"bits/dim of {len(bpd)} held-out digits (dequantised, 8-bit): {report.bpd:.3f} ± {report.bpd_se:.3f} "
               f"({report.bpd_seconds:.1f} s)")
     report.total_seconds = time.perf_counter() - start_all
     return report
@@ -247,6 +258,10 @@ def main(argv=None) -> List[BackendReport]:
     parser.add_argument("--quick", action="store_true", help="a tiny run (seconds) for tests")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     args = parser.parse_args(argv)
+    if WORLD_SIZE > 1 and args.backend != "torch":
+        say(f"under torchrun (WORLD_SIZE={WORLD_SIZE}): torch only (JAX drives several devices from one process)")
+        args.backend = "torch"
+    args.no_progress = args.no_progress or not LEAD
     if args.steps is None:
         args.steps = 20 if args.quick else 2000
     if args.bpd_n is None:
@@ -257,10 +272,14 @@ def main(argv=None) -> List[BackendReport]:
     if args.quick:
         train, train_labels, held_out = train[:300], train_labels[:300], held_out[:64]
     reference = Reference(train, train_labels, held_out)
-    image_grid(reference.a, os.path.join(args.out, "real.png"), max_images=100, ncol=10, title="real digits (held out)")
+    if LEAD:
+        image_grid(reference.a, os.path.join(args.out, "real.png"), max_images=100, ncol=10,
+                   title="real digits (held out)")
     backends = ["torch", "jax"] if args.backend == "both" else [args.backend]
     reports = [run_backend(backend, args, train, reference, held_out) for backend in backends]
     table = markdown(reports, reference, args)
+    if not LEAD:
+        return reports
     path = os.path.join(args.out, "table.md")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(table)
