@@ -156,9 +156,11 @@ class ScoreModel:
     ("preconditioned": the net's own squared error) unless ``weighting=`` says otherwise. "eps" is
     the default because t is drawn uniformly: with EDM's weighting and no log-normal σ sampling,
     "v" spends most of each batch on high-noise levels whose error cannot be reduced (measured on
-    eight Gaussians, 1500 steps: energy distance 0.031 for "eps", 0.062 for "v"). A user net(x, t) replaces the default and is used as it is unless
-    precondition=True; it is tried once on x of shape (2, dim) so that a net of another dimension
-    fails here, with a message, and not deep inside a sampler. ``device`` (torch): where the
+    eight Gaussians, 1500 steps: energy distance 0.031 for "eps", 0.062 for "v").
+
+    A user net(x, t) (net(x, t, labels) with ``num_classes``) replaces the default and is used as
+    it is unless precondition=True; it is tried once on x of shape (2, dim) so that a net of
+    another dimension fails here, with a message, and not deep inside a sampler. ``device`` (torch): where the
     network, the data, the samples and the likelihoods live (under torchrun on GPUs, None means
     cuda:LOCAL_RANK). ``**params`` override the spec's parameters (``d=64`` for 64 numbers per
     sample of an elementwise spec).
