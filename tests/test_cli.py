@@ -15,16 +15,9 @@ from sdelang.commands import compile as compile_command
 from sdelang.commands import derive as derive_command
 from sdelang import parse
 
-OU = """\
-# Ornstein-Uhlenbeck
-model OU {
-    state x
-    param theta = 1.0 in (0, inf)
-    param mu = 0.0
-    param sigma = 0.5 in (0, inf)
-    dx = theta * (mu - x) dt + sigma dW
-}
-"""
+import spec_texts
+
+OU = "# Ornstein-Uhlenbeck\n" + spec_texts.OU
 
 LANGEVIN = """\
 model DoubleWell {

@@ -1,5 +1,5 @@
 """The front end (parser, Model, printers, `sdelang derive`) never imports torch or jax, and the
-CLI answers quickly."""
+CLI answers."""
 from __future__ import annotations
 
 import os
@@ -9,20 +9,10 @@ import textwrap
 
 import pytest
 
+from spec_texts import HESTON
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("torch", "torchsde", "torchdiffeq", "jax", "jaxlib", "diffrax", "equinox", "lineax")
-
-
-HESTON = """\
-model Heston {
-    state S, v
-    brownian W1, W2
-    param mu = 0.05, kappa = 2.0, theta = 0.04, xi = 0.3, rho = -0.7
-    dS = mu * S dt + sqrt(v) * S dW1
-    dv = kappa * (theta - v) dt + xi * sqrt(v) * (rho dW1 + sqrt(1 - rho^2) dW2)
-}
-"""
 
 
 LANGEVIN = """\

@@ -5,7 +5,8 @@ shape, none included), and t a scalar or of the batch shape, and returns (*batch
 parameters live in equinox layers (Conv2d weights O×I×kh×kw, as torch's), but the computation runs
 on the whole batch in channel-last layout (N, H, W, C), each convolution as shifted slices times
 weight matrices (:func:`conv_nhwc`): XLA:CPU runs convolutions, and their gradients, inside a
-loop body 7-25× slower than outside it (jax issue #12868), and every sampler and the trainer
+loop body several times slower than outside it (jax issue #12868; 3.8× for one 3×3 layer here,
+benchmarks/results/conv_in_scan.md), and every sampler and the trainer
 run the net inside ``lax.scan``. ``ScoreModel``'s default network for image data (N, C, H, W);
 a compiled module gets it only when asked (``score=UNet((1, 8, 8))``). With ``num_classes=K`` it takes
 net(x, t, labels) (:mod:`sdelang.score.class_labels`). The torch backend's ``UNet`` is the same function with the same
@@ -67,8 +68,8 @@ def conv_nhwc(layer: eqx.nn.Conv2d, h):
     padded input times the I×O slice of the weights:
         out[n, y, x, o] = b_o + Σ_{i,j,c} pad(h)[n, s y + i, s x + j, c] · w[o, c, i, j].
     Only slices, pads and matrix products, forward and backward: XLA:CPU runs convolutions inside a
-    loop body (the samplers' and the trainer's ``lax.scan``) 7-25× slower than outside it (measured
-    here; jax issue #12868), matrix products at full speed."""
+    loop body (the samplers' and the trainer's ``lax.scan``) several times slower than outside it
+    (jax issue #12868; benchmarks/bench_conv_in_scan.py), matrix products at full speed."""
     out_c, _, kh, kw = layer.weight.shape
     (top, bottom), (left, right) = (tuple(p) for p in layer.padding)
     sy, sx = layer.stride

@@ -156,7 +156,8 @@ class ScoreModel:
     ("preconditioned": the net's own squared error) unless ``weighting=`` says otherwise. "eps" is
     the default because t is drawn uniformly: with EDM's weighting and no log-normal σ sampling,
     "v" spends most of each batch on high-noise levels whose error cannot be reduced (measured on
-    eight Gaussians, 1500 steps: energy distance 0.031 for "eps", 0.062 for "v").
+    eight Gaussians, 1500 steps: energy distance 0.031 for "eps", 0.062 for "v";
+    benchmarks/bench_parametrization.py).
 
     A user net(x, t) (net(x, t, labels) with ``num_classes``) replaces the default and is used as
     it is unless precondition=True; it is tried once on x of shape (2, dim) so that a net of
