@@ -20,10 +20,10 @@ from .defaults import SAMPLER_SALT, T_MIN
 from .exponential import ddim, deis, dpm_solver, dpm_solver_pp
 from .heun import heun
 from .initial_state import initial_state
-from .predictions import data_prediction
 from .result import SampleResult
 from .tableau import tableau_loop
 from .time_grids import EDM_RHO, time_grid
+from .tweedie import tweedie_coefficients
 
 FAST_STEPS = 20
 ORDERS = {"ddim": (1,), "dpm-solver": (1, 2, 3), "dpm-solver++": (1, 2, 3), "deis": (1, 2, 3), "heun": (2,),
@@ -78,7 +78,7 @@ def sample_fast(module, n: int, method: str, steps: int = FAST_STEPS, *, order: 
     tableau = build_tableau(schedule, ts, method, order,
                             dict(s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise))
     if denoise:
-        tableau.final = (t_end, *(a[0] for a in data_prediction(schedule.moments([t_end]))))
+        tableau.final = tweedie_coefficients(schedule, t_end)
     y = initial_state(module, n, x_init, seed, dtype, device)
     layouts, arrays = [], []
     for part in tableau.parts():

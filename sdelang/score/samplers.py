@@ -28,12 +28,14 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from .affine_schedule import AffineSchedule
 from .counting import CountingScore, score_of
 from .defaults import EM_STEPS, ODE_ATOL, ODE_RTOL, SAMPLER_SALT, SNR, T_MIN, ode_solver, ode_steps, reverse_time_step
 from .langevin import Corrector, affine_slope_schedule, langevin_correct
 from .fast_samplers import FAST_STEPS, ORDERS, sample_fast
 from .initial_state import initial_state
 from .result import SampleResult
+from .tweedie import tweedie_coefficients, tweedie_denoise
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,8 @@ def flow_velocity(t, y, flow):
 
 def sample_ode(module, n: int, *, rtol: float = ODE_RTOL, atol: float = ODE_ATOL, solver: Optional[str] = None,
                steps: Optional[int] = None, dt: Optional[float] = None, t_min: float = T_MIN, seed=0, x_init=None,
-               score: Optional[Callable] = None, dtype=None, device=None, options: Optional[dict] = None,
-               method: Optional[str] = None) -> SampleResult:
+               denoise: bool = False, score: Optional[Callable] = None, dtype=None, device=None,
+               options: Optional[dict] = None, method: Optional[str] = None) -> SampleResult:
     """The probability-flow ODE from t1 down to t0 + t_min by the backend's solver ``solver``
     (``method`` is its older alias). torch: a torchdiffeq method, adaptive "dopri5" (the default),
     "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5", or fixed-step "euler", "midpoint",
@@ -136,11 +138,14 @@ def sample_ode(module, n: int, *, rtol: float = ODE_RTOL, atol: float = ODE_ATOL
         raise ValueError(f"need t0 + t_min < t1, got t_min={t_min}")
     solver = ode_solver(solver, method)
     steps = ode_steps(float(module.t1), t_end, steps, dt)
+    final = tweedie_coefficients(AffineSchedule(module), t_end) if denoise else None
     y = initial_state(module, n, x_init, seed, dtype, device)
     with ops.no_grad(), ops.threads(math.prod(y.shape)):
         samples, nfe = ops.solve_ode(flow_velocity, flow, y, float(module.t1), t_end, rtol=rtol, atol=atol,
                                      method=solver, steps=steps, options=options)
-    return SampleResult(samples, ops.to_int(nfe), "ode")
+        if final is not None:
+            samples = tweedie_denoise(ops, score, samples, final)
+    return SampleResult(samples, ops.to_int(nfe) + (final is not None), "ode")
 
 
 SAMPLERS = {"em": sample_em, "pc": sample_pc, "ode": sample_ode,

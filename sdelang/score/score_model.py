@@ -404,7 +404,7 @@ class ScoreModel:
         the few-step samplers); "ode" integrates with ``solver=`` (an adaptive one by default, which
         ignores ``steps``; a fixed-step one such as "rk4" or "euler" takes ``steps`` or ``dt``).
         ``options``: the sampler's own (em: denoise; pc: snr, corrector_steps, corrector_alpha; ode:
-        solver, rtol, atol, dt, options; few-step: order, grid, rho, denoise, s_churn, s_tmin,
+        solver, rtol, atol, dt, options, denoise; few-step: order, grid, rho, denoise, s_churn, s_tmin,
         s_tmax, s_noise; all: t_min, x_init, dtype, device); anything else is a TypeError.
 
         ``batch_size``: draw in chunks of at most that many (``x_init`` split the same way), chunk k
