@@ -91,8 +91,7 @@ def hand_ode(net, x):
 
 
 def cases(net, module, n: int, nfe: int, repeats: int, device, sync):
-    """Rows (case, NFE ours, seconds ours, NFE hand, seconds hand, median per-pair ratio) for n
-    samples at NFE ``nfe``."""
+    """Rows (case, NFE ours, NFE hand, :class:`harness.Paired` timing) for n samples at NFE ``nfe``."""
     x1 = module.prior_sample(n, seed=0, device=device)
     half = nfe // 2
     nfe_of = {}
@@ -109,13 +108,12 @@ def cases(net, module, n: int, nfe: int, repeats: int, device, sync):
     with torch.no_grad():
         t = paired_medians(ours("em", lambda: sample_em(module, n, nfe, x_init=x1, device=device)),
                            lambda: hand_em(net, x1, nfe, 0), repeats, sync)
-        rows.append((f"Euler–Maruyama, {nfe} steps", nfe_of["em"], t.ours, nfe, t.reference, t.ratio))
+        rows.append((f"Euler–Maruyama, {nfe} steps", nfe_of["em"], nfe, t))
         t = paired_medians(ours("pc", lambda: sample_pc(module, n, half, x_init=x1, device=device)),
                            lambda: hand_pc(net, x1, half, 0), repeats, sync)
-        rows.append((f"PC, {half} steps + 1 corrector", nfe_of["pc"], t.ours, 2 * half, t.reference, t.ratio))
+        rows.append((f"PC, {half} steps + 1 corrector", nfe_of["pc"], 2 * half, t))
         t = paired_medians(ours("ode", lambda: sample_ode(module, n, x_init=x1, device=device)), theirs_ode, repeats, sync)
-        rows.append(("probability-flow ODE, dopri5 1e-5", nfe_of["ode"], t.ours, nfe_of["hand ode"], t.reference,
-                     t.ratio))
+        rows.append(("probability-flow ODE, dopri5 1e-5", nfe_of["ode"], nfe_of["hand ode"], t))
     return rows
 
 
@@ -147,8 +145,8 @@ def main(argv=None):
         "same x_init as the hand loop. The thread count is fixed for both sides (SDELANG_TORCH_THREADS).",
         f"Machine load (1-min average) at the start: {os.getloadavg()[0]:.1f}; the ratios are measured in the same run.",
         "",
-        "| threads | n | sampler | ours NFE | ours s | hand NFE | hand s | time ratio ours/hand |",
-        "|---|---|---|---|---|---|---|---|",
+        "| threads | n | sampler | ours NFE | ours s | hand NFE | hand s | time ratio ours/hand | quartiles of the ratios |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for threads in (int(v) for v in args.threads.split(",")):
         torch.set_num_threads(threads)
@@ -156,9 +154,9 @@ def main(argv=None):
         for size in args.sizes.split(","):
             n, nfe = (int(v) for v in size.lower().split("x"))
             repeats = args.repeats if n * nfe > 10 ** 6 else 3 * args.repeats     # small cases: more pairs
-            for case, nfe_ours, t_ours, nfe_hand, t_hand, ratio in cases(net, module, n, nfe, repeats, device, sync):
-                lines.append(f"| {threads} | {n} | {case} | {nfe_ours} | {t_ours:.3f} | {nfe_hand} | {t_hand:.3f} | "
-                             f"{ratio:.3f} |")
+            for case, nfe_ours, nfe_hand, t in cases(net, module, n, nfe, repeats, device, sync):
+                lines.append(f"| {threads} | {n} | {case} | {nfe_ours} | {t.ours:.3f} | {nfe_hand} | {t.reference:.3f} | "
+                             f"{t.ratio:.3f} | {t.ratio_q1:.2f}–{t.ratio_q3:.2f} |")
     publish(lines, args.out)
 
 

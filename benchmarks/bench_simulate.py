@@ -198,11 +198,12 @@ def main(argv=None):
         f"1-min load average at the end of each condition (other users of the machine included): {', '.join(loads)}.",
         "'loaded' adds one CPU-burning process. Absolute times on a shared CPU vary; read the ratios.",
         "",
-        "| backend | size (N × d × steps) | threads | condition | ours (s) | hand-written (s) | ratio |",
+        "| backend | size (N × d × steps) | threads | condition | ours (s) | hand-written (s) | ratio | quartiles |",
         "|---|---|---|---|---|---|---|",
     ]
-    for backend, size, threads, condition, ours, ref, ratio in rows:
-        lines.append(f"| {backend} | {size} | {threads} | {condition} | {ours:.4f} | {ref:.4f} | {ratio:.2f}× |")
+    for backend, size, threads, condition, ours, ref, ratio, q1, q3 in rows:
+        lines.append(f"| {backend} | {size} | {threads} | {condition} | {ours:.4f} | {ref:.4f} | {ratio:.2f}× | "
+                     f"{q1:.2f}–{q3:.2f} |")
     lines += ["", "Training rows: 'ours' is the 2-thread time, 'hand-written' the 1-thread time, ratio = 2 threads / 1 thread."]
     publish(lines, args.out)
 

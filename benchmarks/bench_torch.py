@@ -107,16 +107,15 @@ def main(argv=None):
         return torchsde.sdeint(module, x0, ts, method="euler", dt=DT, bm=bm)
 
     rows = []
-    t_gen_sdeint, t_hand_sdeint = paired_medians(lambda: sdeint(generated), lambda: sdeint(hand), args.repeats, sync)
-    t_sim, t_loop = paired_medians(lambda: generated.simulate(x0, ts, DT, seed=0),
-                                   lambda: hand_ou_loop(x0, STEPS, DT, 0), args.repeats, sync)
-    t_sim2, t_gen_sdeint2 = paired_medians(lambda: generated.simulate(x0, ts, DT, seed=0),
-                                           lambda: sdeint(generated), args.repeats, sync)
-    rows.append(("OU x[2], torchsde.sdeint euler (BrownianInterval dt)", "generated module", t_gen_sdeint,
-                 "hand-written torchsde module", t_hand_sdeint))
-    rows.append(("OU x[2], fixed-step EM", "generated simulate", t_sim, "hand-written torch loop", t_loop))
-    rows.append(("OU x[2], fixed-step EM", "generated simulate", t_sim2, "torchsde.sdeint (generated module)",
-                 t_gen_sdeint2))
+    rows.append(("OU x[2], torchsde.sdeint euler (BrownianInterval dt)", "generated module",
+                 "hand-written torchsde module",
+                 paired_medians(lambda: sdeint(generated), lambda: sdeint(hand), args.repeats, sync)))
+    rows.append(("OU x[2], fixed-step EM", "generated simulate", "hand-written torch loop",
+                 paired_medians(lambda: generated.simulate(x0, ts, DT, seed=0),
+                                lambda: hand_ou_loop(x0, STEPS, DT, 0), args.repeats, sync)))
+    rows.append(("OU x[2], fixed-step EM", "generated simulate", "torchsde.sdeint (generated module)",
+                 paired_medians(lambda: generated.simulate(x0, ts, DT, seed=0), lambda: sdeint(generated),
+                                args.repeats, sync)))
 
     torch.manual_seed(0)
     net = ScoreMLP(2, hidden=64, depth=2).to(device)
@@ -124,11 +123,10 @@ def main(argv=None):
     ts_rev = torch.tensor([0.0, 1.0 - 1e-3], dtype=torch.float64)
     h = (1.0 - 1e-3) / MLP_STEPS
     with torch.no_grad():
-        t_sim_mlp, t_loop_mlp = paired_medians(lambda: rev.simulate(x0, ts_rev, h * (1 + 1e-9), seed=0),
-                                               lambda: hand_vp_reverse_loop(net, x0, MLP_STEPS, h, 0),
-                                               args.repeats, sync)
-    rows.append((f"VP reverse, MLP score 2-64-64-2, {MLP_STEPS} steps", "generated simulate", t_sim_mlp,
-                 "hand-written torch loop", t_loop_mlp))
+        mlp = paired_medians(lambda: rev.simulate(x0, ts_rev, h * (1 + 1e-9), seed=0),
+                             lambda: hand_vp_reverse_loop(net, x0, MLP_STEPS, h, 0), args.repeats, sync)
+    rows.append((f"VP reverse, MLP score 2-64-64-2, {MLP_STEPS} steps", "generated simulate",
+                 "hand-written torch loop", mlp))
 
     machine = (f"{platform.platform()}, processor '{platform.processor() or platform.machine()}', "
                f"{os.cpu_count()} CPUs, device {device}"
@@ -140,15 +138,16 @@ def main(argv=None):
         "",
         f"Machine: {machine}.",
         f"Batch {BATCH} × 2, {STEPS} steps, float32, medians of {args.repeats} runs of each side, run "
-        "alternately after one warm-up.",
+        "alternately after one warm-up (harness.paired_medians); ratio = the median of the per-pair ratios.",
         f"Machine load (1-min average) at the end: {os.getloadavg()[0]:.1f}; absolute times on a shared CPU vary,",
         "the ratios are measured in the same run.",
         "",
-        "| case | ours | s | reference | s | ratio |",
-        "|---|---|---|---|---|---|",
+        "| case | ours | s | reference | s | ratio (median of pairs) | quartiles |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for case, ours, t_ours, ref, t_ref in rows:
-        lines.append(f"| {case} | {ours} | {t_ours:.3f} | {ref} | {t_ref:.3f} | {t_ours / t_ref:.2f}× |")
+    for case, ours, ref, t in rows:
+        lines.append(f"| {case} | {ours} | {t.ours:.3f} | {ref} | {t.reference:.3f} | {t.ratio:.2f}× | "
+                     f"{t.ratio_q1:.2f}–{t.ratio_q3:.2f} |")
     publish(lines, args.out)
 
 

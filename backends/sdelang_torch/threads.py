@@ -26,6 +26,8 @@ from typing import Iterator, Optional
 
 import torch
 
+from .allocator import keep_freed_memory
+
 ENV_VAR = "SDELANG_TORCH_THREADS"
 SMALL_WORK = 1 << 16
 """Below this many elements per step the "auto" policy runs on one thread."""
@@ -54,7 +56,9 @@ def threads_for(numel: Optional[int] = None) -> Optional[int]:
 @contextlib.contextmanager
 def intra_op_threads(numel: Optional[int] = None) -> Iterator[int]:
     """Set torch's intra-op threads to :func:`threads_for` ``(numel)`` for the body of the
-    ``with`` block and restore the previous count afterwards; yields the count in force."""
+    ``with`` block and restore the previous count afterwards; yields the count in force. Also
+    applies the malloc settings of :mod:`sdelang_torch.allocator` (once per process)."""
+    keep_freed_memory()
     before = torch.get_num_threads()
     n = threads_for(numel)
     if n is None or n == before:
