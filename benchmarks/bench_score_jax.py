@@ -157,7 +157,7 @@ def main():
         f"VP SDE, ScoreMLP 2-64-64-2, float32, 2-D; medians of {args.repeats} calls after a warm-up, ours and "
         "hand timed alternately (ratio = median of per-pair ratios); 'first call' includes tracing and XLA "
         "compilation. Ours = the public sampler call from the same x_init (reverse-module construction, "
-        "jitted scan with in-graph NFE count); hand = a score_sde-style jitted fori_loop (EM, PC) or diffrax "
+        "jitted fori_loop with in-graph NFE count); hand = a score_sde-style jitted fori_loop (EM, PC) or diffrax "
         "solve (ODE) on the same network.",
         f"Machine load (1-min average) at the start: {os.getloadavg()[0]:.1f}.",
         "",

@@ -117,6 +117,9 @@ class ArrayOps(Protocol):
     def stop_gradient(self, x: Array) -> Array: ...
     def to_int(self, x) -> int: ...
     def to_floats(self, x: Array) -> list: ...
+    def step_table(self, x: Array):
+        """A per-step table (shape (steps, ...)) as a loop indexes it cheapest: torch a list of
+        Python values (one copy before the loop, none per step), JAX the array (in-graph)."""
 
     # randomness
     def stream(self, seed, salt: int = 0, device=None) -> RandomStream: ...
@@ -130,7 +133,7 @@ class ArrayOps(Protocol):
     def jit(self, fn: Callable) -> Callable:
         """``fn`` compiled once per static configuration (JAX: ``eqx.filter_jit``; torch: itself)."""
     def fori(self, body: Callable, carry, steps: int):
-        """carry ← body(i, carry) for i = 0..steps-1 (JAX: ``lax.scan``; torch: a Python loop)."""
+        """carry ← body(i, carry) for i = 0..steps-1 (JAX: ``lax.fori_loop``; torch: a Python loop)."""
     def solve_ode(self, field: Callable, args, y0, t_start: float, t_end: float, *, rtol: float,
                   atol: float, method: Optional[str] = None, steps: Optional[int] = None,
                   options: Optional[dict] = None) -> Tuple[Any, int]:

@@ -59,6 +59,7 @@ def reverse_sde_loop(plan: ReversePlan, reverse, forward, score, y, stream, h, t
     slopes = None
     if corrects and plan.corrector.alpha == "auto":
         slopes = affine_slope_schedule(forward, t1 - h * ops.arange(plan.steps, like=y), y)
+        slopes = None if slopes is None else ops.step_table(slopes)
 
     def body(i, carry):
         y, nfe = carry
@@ -132,7 +133,7 @@ def sample_ode(module, n: int, *, rtol: float = ODE_RTOL, atol: float = ODE_ATOL
     ops = module.ops
     score = score_of(module, score)
     dtype = ops.default_dtype if dtype is None else dtype
-    flow = module.with_score(score).probability_flow()
+    flow = module.probability_flow(score)
     t_end = float(module.t0) + float(t_min)
     if not t_end < float(module.t1):
         raise ValueError(f"need t0 + t_min < t1, got t_min={t_min}")
