@@ -199,7 +199,7 @@ def main(argv=None):
         "'loaded' adds one CPU-burning process. Absolute times on a shared CPU vary; read the ratios.",
         "",
         "| backend | size (N × d × steps) | threads | condition | ours (s) | hand-written (s) | ratio | quartiles |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for backend, size, threads, condition, ours, ref, ratio, q1, q3 in rows:
         lines.append(f"| {backend} | {size} | {threads} | {condition} | {ours:.4f} | {ref:.4f} | {ratio:.2f}× | "

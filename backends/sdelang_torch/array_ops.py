@@ -169,7 +169,7 @@ class TorchOps:
     @staticmethod
     def step_table(x):
         """Python values: indexing a tensor and computing on the 0-d result costs a dispatch
-        per op per step (2-3 % of the 1 000 x 2 predictor-corrector)."""
+        per op per step."""
         return x.detach().cpu().tolist()
 
     # ------------------------------------------------------------------ randomness

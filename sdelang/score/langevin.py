@@ -41,7 +41,8 @@ def affine_slope_schedule(forward, times, like):
     """(1/n) tr ∂f/∂x at each of ``times`` for an affine model (one with a Gaussian kernel), whose
     slope does not depend on x: one divergence of the drift on a batch of zero states, one row per
     time, before the loop (exact for n ≤ EXACT_TRACE_MAX_DIM, else Hutchinson, which is exact for a
-    diagonal drift matrix). None for a model that is not affine (the slope is then taken in the loop)."""
+    diagonal drift matrix), as the loop indexes it (``ops.step_table``). None for a model that is
+    not affine (the slope is then taken in the loop)."""
     if forward.kernel_kind is None:
         return None
     ops = forward.ops
@@ -49,7 +50,7 @@ def affine_slope_schedule(forward, times, like):
     n = like.shape[-1]
     eps = None if n <= EXACT_TRACE_MAX_DIM else ops.stream(0, device=ops.device_of(like)).rademacher(rows.shape, like.dtype)
     _, div = ops.divergence(lambda z: forward.drift_fn(times, z), rows, eps)
-    return div / n
+    return ops.step_table(div / n)
 
 
 def langevin_correct(forward, score, y, t, noise, corrector: Corrector, h, slope=None):

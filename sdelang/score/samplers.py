@@ -59,7 +59,6 @@ def reverse_sde_loop(plan: ReversePlan, reverse, forward, score, y, stream, h, t
     slopes = None
     if corrects and plan.corrector.alpha == "auto":
         slopes = affine_slope_schedule(forward, t1 - h * ops.arange(plan.steps, like=y), y)
-        slopes = None if slopes is None else ops.step_table(slopes)
 
     def body(i, carry):
         y, nfe = carry
